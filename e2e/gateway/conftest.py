@@ -1,0 +1,40 @@
+"""Fixtures for the gateway's root tests: a three-gateway mesh in `wgsgw-*` namespaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gw_netlab import Lab
+
+
+def _skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for tool in ("ip", "wireguard-go", "iptables", "unshare"):
+        if not shutil.which(tool):
+            return f"needs {tool}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory):
+    """Three gateways (m1..m3) in a full mesh, pods behind m1 and m2; torn down always."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    lab = Lab(f"t{os.getpid() % 100000}", tmp_path_factory.mktemp("wgsgw"), count=3,
+              pods=(1, 2))
+    try:
+        lab.build()
+        for n in (1, 2, 3):
+            lab.start(n)
+        yield lab
+    finally:
+        lab.close()

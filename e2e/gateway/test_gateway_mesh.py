@@ -1,0 +1,181 @@
+"""Root tests: real wireguard-go gateways in network namespaces (see gw_netlab.py).
+
+Tests share one module-scoped mesh and run in file order; each leaves the mesh as it found
+it (all three gateways up with their original configs).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from gw_netlab import pod_ip, sh, subnet, tunnel_ip
+
+from wgslice.proto.gateway.v1alpha1 import status_pb2 as pb
+
+pytestmark = [pytest.mark.root, pytest.mark.slow]
+
+
+def wait_for(predicate, within: float, step: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"{what} not reached within {within} s")
+
+
+def all_connected(lab, n):
+    st = lab.status(n)
+    return len(st.peers) == 2 and all(p.state == pb.PEER_STATE_CONNECTED for p in st.peers)
+
+
+def test_mesh_passes_traffic_and_reports_connected(mesh):
+    for a in (1, 2, 3):
+        for b in (1, 2, 3):
+            if a != b:
+                mesh.wait_ping(mesh.ns(f"g{a}"), tunnel_ip(b), within=10)
+    for n in (1, 2, 3):
+        wait_for(lambda n=n: all_connected(mesh, n), 8, what=f"g{n} peers connected")
+    st = mesh.status(1)
+    assert st.implementation == "wireguard-go" and st.mtu == 1440 and st.mss == 1400
+    assert st.public_key == mesh.gateways[1].public_key
+    peer = next(p for p in st.peers if p.cluster == "m2")
+    assert list(peer.allowed_ips) == [subnet(2)]  # exactly the peer's slice subnet
+    assert peer.endpoint == "198.18.0.2:51820" and peer.latest_handshake > 0
+    assert peer.rtt.HasField("last_ms") and peer.rx_bytes > 0 and peer.probes_sent > 0
+    # The private key appears in no reply, no log and no metric.
+    for n in (1, 2, 3):
+        secret = mesh.gateways[n].key.reveal_base64()
+        assert secret not in str(mesh.status(n))
+        assert secret not in mesh.log(n)
+        assert mesh.gateways[n].key.reveal_hex() not in mesh.log(n)
+    assert mesh.gateways[1].key.reveal_base64() not in mesh.metrics(1)
+
+
+def test_large_packets_and_tcp_stream_cross(mesh):
+    # 3,000-byte echoes, DF off: fragmented before encryption, reassembled after.
+    for ns, dst in ((mesh.ns("g1"), tunnel_ip(2)), (mesh.ns("p1"), pod_ip(2))):
+        rtts = mesh.ping_rtts(ns, dst, count=3, size=3000)
+        assert all(r is not None for r in rtts), (ns, dst, rtts)
+    # A full-size TCP stream pod -> gateway -> WireGuard -> gateway -> pod (pods at MTU 1500).
+    server = mesh.spawn("p2", "iperf3", "-s", "-1", "-p", "5301")
+    time.sleep(0.3)
+    out = sh("iperf3", "-c", pod_ip(2), "-p", "5301", "-t", "2", "-J", ns=mesh.ns("p1"),
+             timeout=30).stdout
+    server.wait(10)
+    result = json.loads(out)
+    received = result["end"]["sum_received"]["bytes"]
+    assert received > 5_000_000, result["end"]["sum_received"]
+    # The SYN's MSS was clamped to the tunnel (1440 - 40), not the pods' 1460.
+    assert result["start"]["tcp_mss_default"] <= 1400
+
+
+def test_peer_update_leaves_other_sessions_untouched(mesh):
+    before = mesh.peer(1, "m2")
+    cfg = mesh.config(1)
+    cfg["peers"][1]["subnets"] = [subnet(3), "10.224.5.0/24"]  # change m3 only
+    mesh.write_config(1, cfg)
+    wait_for(lambda: "10.224.5.0/24" in mesh.peer(1, "m3").allowed_ips, 5, what="m3 updated")
+    after = mesh.peer(1, "m2")
+    assert after.latest_handshake == before.latest_handshake  # no new handshake for m2
+    assert after.rx_bytes >= before.rx_bytes and after.tx_bytes >= before.tx_bytes  # no reset
+    assert mesh.ping(mesh.ns("g1"), tunnel_ip(2))
+    # Remove m3: m2 is still untouched, m3's metric series disappear.
+    mesh.write_config(1, mesh.config(1, peers=[2]))
+    wait_for(lambda: [p.cluster for p in mesh.status(1).peers] == ["m2"], 5, what="m3 gone")
+    assert mesh.peer(1, "m2").latest_handshake == before.latest_handshake
+    metrics = mesh.metrics(1)
+    assert 'remote_cluster="m3"' not in metrics and 'remote_cluster="m2"' in metrics
+    routes = sh("ip", "route", "show", "table", "1001", ns=mesh.ns("g1")).stdout
+    assert subnet(3) not in routes and subnet(2) in routes
+    mesh.write_config(1, mesh.config(1))
+    wait_for(lambda: all_connected(mesh, 1), 8, what="m3 back")
+    assert mesh.peer(1, "m2").latest_handshake == before.latest_handshake
+
+
+def test_bad_config_is_refused_and_traffic_continues(mesh):
+    generation = mesh.status(1).generation
+    cfg = mesh.config(1)
+    cfg["peers"][0]["publicKey"] = "definitely-not-a-key"
+    mesh.write_config(1, cfg)
+    st = wait_for(lambda: (s := mesh.status(1)).config_error and s, 5, what="refusal")
+    assert "peers[0] (m2).publicKey" in st.config_error
+    assert st.generation == generation
+    assert mesh.ping(mesh.ns("g1"), tunnel_ip(2)) and mesh.ping(mesh.ns("g1"), tunnel_ip(3))
+    for bad in ({"endpoint": "nowhere:1"}, {"subnets": ["10.224.1.7/24"]}):
+        cfg = mesh.config(1)
+        cfg["peers"][0].update(bad)
+        mesh.write_config(1, cfg)
+        wait_for(lambda bad=bad: next(iter(bad)) in mesh.status(1).config_error, 5,
+                 what=f"refusal of {bad}")
+    assert 'wgslice_gateway_config_refused{cluster="m1",slice="shop"} 1.0' in mesh.metrics(1)
+    mesh.write_config(1, mesh.config(1))
+    wait_for(lambda: not mesh.status(1).config_error, 5, what="good config accepted")
+    assert mesh.ping(mesh.ns("g1"), tunnel_ip(2))
+
+
+def test_status_stream_reports_peer_down_within_seconds(mesh):
+    seen: list[tuple[float, pb.GatewayStatus]] = []
+    stream = mesh.stub(1).WatchStatus(pb.WatchStatusRequest(), timeout=30)
+
+    def consume():
+        try:
+            for msg in stream:
+                seen.append((time.monotonic(), msg))
+        except Exception:  # cancelled at the end of the test
+            pass
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    wait_for(lambda: seen, 5, what="first streamed status")
+    stopped = time.monotonic()
+    mesh.stop(3)
+
+    def m3_down():
+        return any(t >= stopped and any(p.cluster == "m3" and p.state == pb.PEER_STATE_DOWN
+                                         for p in msg.peers) for t, msg in seen)
+
+    wait_for(m3_down, 8, what="m3 down in the stream")
+    first = min(t for t, msg in seen if t >= stopped and any(
+        p.cluster == "m3" and p.state == pb.PEER_STATE_DOWN for p in msg.peers))
+    assert first - stopped < 6
+    assert mesh.peer(1, "m2").state == pb.PEER_STATE_CONNECTED  # the others are unaffected
+    mesh.start(3)
+    wait_for(lambda: all_connected(mesh, 1), 10, what="m3 connected again")
+    stream.cancel()
+
+
+def test_restarted_gateway_keeps_its_public_key_and_recovers_fast(mesh):
+    before = mesh.status(2).public_key
+    mesh.stop(2, sig=9)  # crash, not a clean stop: leftovers must not matter
+    t0 = time.monotonic()
+    mesh.start(2)
+    took = mesh.wait_ping(mesh.ns("g1"), tunnel_ip(2), within=10)
+    assert time.monotonic() - t0 < 5, f"restart to traffic took {time.monotonic() - t0:.2f} s"
+    assert took is not None
+    assert mesh.status(2).public_key == before == mesh.gateways[2].public_key
+    rules = sh("ip", "rule", ns=mesh.ns("g2")).stdout
+    assert rules.count("lookup 1001") == 3  # wg iif, lo->cidr, pod veth: no duplicates
+    wait_for(lambda: all_connected(mesh, 2), 10, what="g2 connected")
+
+
+def test_key_rotation_on_demand(mesh):
+    from wgslice.gateway.keys import FileKeyStore
+
+    old = mesh.status(1).public_key
+    new = mesh.stub(1).RotateKey(pb.RotateKeyRequest(), timeout=10).public_key
+    assert new != old and mesh.status(1).public_key == new
+    stored = FileKeyStore(mesh.gateways[1].dir / "key").load()
+    assert stored is not None and stored.public_key == new
+    mesh.gateways[1].key = stored
+    t0 = time.monotonic()
+    for n in (2, 3):  # the control plane hands the new key to the peers
+        mesh.write_config(n, mesh.config(n))
+    took = mesh.wait_ping(mesh.ns("g2"), tunnel_ip(1), within=10)
+    mesh.wait_ping(mesh.ns("g3"), tunnel_ip(1), within=10)
+    assert time.monotonic() - t0 < 5, took
+    wait_for(lambda: all_connected(mesh, 1), 10, what="all connected after rotation")

@@ -1,0 +1,272 @@
+"""WireGuard device adapters: kernel (netlink) or userspace wireguard-go (UAPI socket).
+
+Both are driven through the `wireguard-tools` package (reading: ``get_config`` of its
+netlink/UAPI devices; writing: per-peer operations, never ``replace_peers``, so touching one
+peer leaves the others' sessions alone). Nothing here parses `wg` output.
+
+wireguard-go's control socket is hard-wired to ``/var/run/wireguard/IFNAME.sock`` for the
+whole host (and ``WG_UAPI_FD`` does not help: it still watches that path). We start it in a
+private mount namespace with a per-gateway directory bind-mounted on ``/var/run/wireguard``,
+so two gateways with the same interface name in two network namespaces never meet; see
+docs/gateway.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from wgslice.gateway.config import PeerConfig
+from wgslice.gateway.keys import PrivateKey
+
+log = logging.getLogger(__name__)
+
+KERNEL, USERSPACE = "kernel", "wireguard-go"
+
+
+class DeviceError(RuntimeError):
+    """The WireGuard device refused an operation or went away."""
+
+
+@dataclass(frozen=True)
+class PeerCounters:
+    public_key: str
+    endpoint: str
+    allowed_ips: tuple[str, ...]
+    latest_handshake: float  # UNIX time, 0 = never
+    rx_bytes: int
+    tx_bytes: int
+
+
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    listen_port: int
+    public_key: str
+    peers: dict[str, PeerCounters] = field(default_factory=dict)
+
+
+class Device(Protocol):
+    implementation: str
+    ifname: str
+
+    def set_interface(self, private_key: PrivateKey | None, listen_port: int | None) -> None: ...
+    def set_peer(self, peer: PeerConfig, keepalive: int, *, endpoint: bool) -> None: ...
+    def remove_peer(self, public_key: str) -> None: ...
+    def read(self) -> DeviceSnapshot: ...
+    def alive(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+def _b64_to_hex(key: str) -> str:
+    import base64
+
+    return base64.b64decode(key).hex()
+
+
+def _snapshot(config) -> DeviceSnapshot:
+    peers = {}
+    for key, p in config.peers.items():
+        endpoint = ""
+        if p.endpoint_host is not None and p.endpoint_port:
+            host = str(p.endpoint_host)
+            endpoint = f"[{host}]:{p.endpoint_port}" if ":" in host else f"{host}:{p.endpoint_port}"
+        peers[str(key)] = PeerCounters(
+            public_key=str(key),
+            endpoint=endpoint,
+            allowed_ips=tuple(str(a) for a in p.allowed_ips),
+            latest_handshake=float(p.last_handshake or 0),
+            rx_bytes=int(p.rx_bytes or 0),
+            tx_bytes=int(p.tx_bytes or 0),
+        )
+    public = str(config.private_key.public_key()) if config.private_key else ""
+    config.private_key = None  # do not keep the device's copy around
+    return DeviceSnapshot(int(config.listen_port or 0), public, peers)
+
+
+# ------------------------------------------------------------------------ wireguard-go
+
+
+def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+    """Die with the gateway: a SIGKILLed gateway must not leave wireguard-go behind."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+class UserspaceDevice:
+    """A wireguard-go child process plus its private UAPI socket."""
+
+    implementation = USERSPACE
+
+    def __init__(self, ifname: str, run_dir: Path, *, start_timeout: float = 5.0) -> None:
+        self.ifname = ifname
+        self.run_dir = run_dir
+        self.sock = run_dir / f"{ifname}.sock"
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileNotFoundError):
+            self.sock.unlink()
+        binary = shutil.which("wireguard-go")
+        if not binary:
+            raise DeviceError("no kernel WireGuard and no wireguard-go binary on PATH")
+        env = dict(os.environ, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1")
+        env.setdefault("LOG_LEVEL", "error")
+        script = (
+            'mkdir -p /run/wireguard && mount --bind "$0" /run/wireguard '
+            '&& exec "$1" -f "$2"'
+        )
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+               str(run_dir), binary, ifname]
+        # The child must be created by a thread that lives as long as the gateway (the
+        # death signal fires when the creating *thread* exits): the gateway's main loop.
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                     preexec_fn=_set_pdeathsig)
+        deadline = time.monotonic() + start_timeout
+        while not self.sock.exists():
+            if self.proc.poll() is not None:
+                raise DeviceError(f"wireguard-go exited with {self.proc.returncode} "
+                                  f"creating {ifname}")
+            if time.monotonic() > deadline:
+                self.close()
+                raise DeviceError(f"wireguard-go did not open {self.sock} in time")
+            time.sleep(0.02)
+
+    def _request(self, payload: str) -> list[tuple[str, str]]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(5)
+            s.connect(str(self.sock))
+            s.sendall(payload.encode())
+            buf = b""
+            while not buf.endswith(b"\n\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        return [tuple(line.split("=", 1)) for line in buf.decode().splitlines() if "=" in line]
+
+    def _set(self, lines: list[str]) -> None:
+        reply = self._request("set=1\n" + "".join(f"{line}\n" for line in lines) + "\n")
+        errno = dict(reply).get("errno", "?")
+        if errno != "0":
+            raise DeviceError(f"wireguard-go refused the update (errno={errno})")
+
+    def set_interface(self, private_key: PrivateKey | None, listen_port: int | None) -> None:
+        lines = []
+        if private_key is not None:
+            lines.append(f"private_key={private_key.reveal_hex()}")
+        if listen_port is not None:
+            lines.append(f"listen_port={listen_port}")
+        self._set(lines)
+
+    def set_peer(self, peer: PeerConfig, keepalive: int, *, endpoint: bool) -> None:
+        lines = [f"public_key={_b64_to_hex(peer.public_key)}"]
+        if endpoint and peer.endpoint is not None:
+            lines.append(f"endpoint={peer.endpoint}")
+        lines.append(f"persistent_keepalive_interval={keepalive}")
+        lines.append("replace_allowed_ips=true")
+        lines.extend(f"allowed_ip={s}" for s in peer.subnets)
+        self._set(lines)
+
+    def remove_peer(self, public_key: str) -> None:
+        self._set([f"public_key={_b64_to_hex(public_key)}", "remove=true"])
+
+    def read(self) -> DeviceSnapshot:
+        from wireguard_tools.wireguard_uapi import WireguardUAPIDevice
+
+        dev = WireguardUAPIDevice(self.sock)
+        try:
+            return _snapshot(dev.get_config())
+        finally:
+            dev.close()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self.sock.exists()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(3)
+        with contextlib.suppress(FileNotFoundError):
+            self.sock.unlink()
+
+
+# ------------------------------------------------------------------------------ kernel
+
+
+class KernelDevice:
+    """A kernel WireGuard link driven over generic netlink (pyroute2 via wireguard-tools)."""
+
+    implementation = KERNEL
+
+    def __init__(self, ifname: str) -> None:
+        from pyroute2 import IPRoute, NetlinkError
+
+        self.ifname = ifname
+        with IPRoute() as ipr:
+            try:
+                if not ipr.link_lookup(ifname=ifname):
+                    ipr.link("add", ifname=ifname, kind="wireguard")
+            except NetlinkError as exc:
+                raise DeviceError(f"kernel WireGuard unavailable: {exc}") from None
+        from wireguard_tools.wireguard_netlink import WireguardNetlinkDevice
+
+        self._dev = WireguardNetlinkDevice(ifname)
+
+    def set_interface(self, private_key: PrivateKey | None, listen_port: int | None) -> None:
+        self._dev.wg.set(self.ifname,
+                         private_key=private_key.reveal_base64() if private_key else None,
+                         listen_port=listen_port)
+
+    def set_peer(self, peer: PeerConfig, keepalive: int, *, endpoint: bool) -> None:
+        spec: dict[str, object] = {
+            "public_key": peer.public_key,
+            "persistent_keepalive": keepalive,
+            "allowed_ips": [str(s) for s in peer.subnets],
+        }
+        if endpoint and peer.endpoint is not None:
+            spec["endpoint_addr"] = str(peer.endpoint.host)
+            spec["endpoint_port"] = peer.endpoint.port
+        self._dev.wg.set(self.ifname, peer=spec)
+
+    def remove_peer(self, public_key: str) -> None:
+        self._dev.wg.set(self.ifname, peer={"public_key": public_key, "remove": True})
+
+    def read(self) -> DeviceSnapshot:
+        return _snapshot(self._dev.get_config())
+
+    def alive(self) -> bool:
+        from pyroute2 import IPRoute
+
+        with IPRoute() as ipr:
+            return bool(ipr.link_lookup(ifname=self.ifname))
+
+    def close(self) -> None:
+        from pyroute2 import IPRoute
+
+        self._dev.close()
+        with IPRoute() as ipr, contextlib.suppress(Exception):
+            ipr.link("del", ifname=self.ifname)
+
+
+def open_device(ifname: str, implementation: str, run_dir: Path) -> Device:
+    """Kernel WireGuard when the kernel has it (or when asked), else wireguard-go."""
+    if implementation in ("auto", KERNEL):
+        try:
+            return KernelDevice(ifname)
+        except DeviceError as exc:
+            if implementation == KERNEL:
+                raise
+            log.info("%s; using wireguard-go", exc)
+    return UserspaceDevice(ifname, run_dir)

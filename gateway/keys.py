@@ -1,0 +1,222 @@
+"""WireGuard keys and where the gateway keeps its own.
+
+The private key is generated *inside the member* on first start and lives only in a member
+Secret (or, for tests and the lab, a 0600 file). Everything that could end up in a log, an
+event, a status, a metric or a gRPC reply sees a `PrivateKey`, whose ``repr``/``str`` are
+redacted; the raw value is reachable only through the explicit `PrivateKey.reveal_hex`
+(used by the device adapter) and `PrivateKey.reveal_base64` (used by the key store).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from wireguard_tools.wireguard_key import WireguardKey
+
+KEY_BYTES = 32
+REDACTED = "<redacted>"
+
+
+class KeyError_(ValueError):
+    """A key that is not 32 bytes of base64."""
+
+
+def parse_public_key(text: str) -> str:
+    """Return *text* as canonical base64 if it is a WireGuard public key, else raise.
+
+    Only the standard 44-character base64 form is accepted (what `wg pubkey` prints and
+    what MemberSlice.status.publicKey carries), so typos are caught, not reinterpreted.
+    """
+    if not isinstance(text, str) or len(text) != 44 or not text.endswith("="):
+        raise KeyError_(f"public key must be 44 characters of base64, got {text!r:.60}")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise KeyError_(f"public key is not valid base64: {text!r:.60}") from exc
+    if len(raw) != KEY_BYTES:
+        raise KeyError_(f"public key must decode to 32 bytes, got {len(raw)}")
+    return base64.b64encode(raw).decode()
+
+
+@dataclass(frozen=True, eq=False)
+class PrivateKey:
+    """A Curve25519 private key that never prints itself."""
+
+    _raw: bytes
+
+    def __post_init__(self) -> None:
+        if len(self._raw) != KEY_BYTES:
+            raise KeyError_("private key must be 32 bytes")
+
+    @classmethod
+    def generate(cls) -> PrivateKey:
+        """A fresh, clamped key (same algorithm as `wg genkey`)."""
+        return cls(WireguardKey.generate().keydata)
+
+    @classmethod
+    def from_base64(cls, text: str) -> PrivateKey:
+        try:
+            raw = base64.b64decode(text.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise KeyError_("stored private key is not valid base64") from None
+        return cls(raw)
+
+    @property
+    def public_key(self) -> str:
+        """The public half, base64: the only form of this key that leaves the gateway."""
+        return str(WireguardKey(self._raw).public_key())
+
+    def reveal_hex(self) -> str:
+        """Hex form for the WireGuard UAPI; call only when writing to the device."""
+        return self._raw.hex()
+
+    def reveal_base64(self) -> str:
+        """Base64 form for the key store; call only when persisting."""
+        return base64.b64encode(self._raw).decode()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PrivateKey) and other._raw == self._raw
+
+    def __hash__(self) -> int:
+        return hash(self.public_key)
+
+    def __repr__(self) -> str:
+        return f"PrivateKey({REDACTED}, public_key={self.public_key!r})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        raise TypeError("PrivateKey is not picklable (it would leave the process in clear)")
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """Where the gateway's private key survives restarts."""
+
+    def load(self) -> PrivateKey | None:
+        """The stored key, or None on first start."""
+        ...
+
+    def save(self, key: PrivateKey) -> None:
+        """Persist *key*, replacing any previous one (rotation)."""
+        ...
+
+    def describe(self) -> str:
+        """Where the key lives, for logs (never the key)."""
+        ...
+
+
+def load_or_create(store: KeyStore) -> tuple[PrivateKey, bool]:
+    """The stored key, or a new one saved first (so a crash cannot lose the identity)."""
+    key = store.load()
+    if key is not None:
+        return key, False
+    key = PrivateKey.generate()
+    store.save(key)
+    return key, True
+
+
+class FileKeyStore:
+    """A 0600 file holding the base64 private key (tests, the lab, plain hosts)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> PrivateKey | None:
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        return PrivateKey.from_base64(text)
+
+    def save(self, key: PrivateKey) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".key-")
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, (key.reveal_base64() + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)  # atomic: a reader sees the old key or the new one
+
+    def describe(self) -> str:
+        return f"file {self.path}"
+
+
+class SecretKeyStore:
+    """A Kubernetes Secret in the member cluster (`data.privateKey`, `data.publicKey`).
+
+    Only the member's own gateway service account needs get/create/update on this one
+    Secret; the hub never sees it. The public key is stored beside it for humans.
+    """
+
+    FIELD = "privateKey"
+
+    def __init__(self, namespace: str, name: str, api: object | None = None) -> None:
+        self.namespace = namespace
+        self.name = name
+        self._api = api
+
+    def _core(self):
+        if self._api is None:
+            from kubernetes import client, config
+
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            self._api = client.CoreV1Api()
+        return self._api
+
+    def load(self) -> PrivateKey | None:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            secret = self._core().read_namespaced_secret(self.name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = secret.data or {}
+        if self.FIELD not in data:
+            return None
+        return PrivateKey.from_base64(base64.b64decode(data[self.FIELD]).decode())
+
+    def save(self, key: PrivateKey) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        def b64(text: str) -> str:
+            return base64.b64encode(text.encode()).decode()
+
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": {"app.kubernetes.io/component": "gateway"},
+                "annotations": {"wgslice.io/public-key": key.public_key},
+            },
+            "data": {self.FIELD: b64(key.reveal_base64()), "publicKey": b64(key.public_key)},
+        }
+        core = self._core()
+        try:
+            core.create_namespaced_secret(self.namespace, body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            core.replace_namespaced_secret(self.name, self.namespace, body)
+
+    def describe(self) -> str:
+        return f"secret {self.namespace}/{self.name}"

@@ -1,0 +1,156 @@
+"""`wgslice gateway run`: the gateway as a process (what a gateway pod runs).
+
+One main thread owns the device (and the wireguard-go child): it applies the config file,
+reloads it on SIGHUP or when its mtime changes (polled every `poll` seconds, so the member
+agent only has to write the file), ticks health once a second, and performs key rotations
+(scheduled, SIGUSR1, or asked over gRPC, which queues them here).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from wgslice.gateway.config import ConfigError, GatewayConfig, parse_config
+from wgslice.gateway.keys import FileKeyStore, KeyStore, SecretKeyStore
+
+log = logging.getLogger("wgslice.gateway")
+
+
+@dataclass
+class RunOptions:
+    config: Path
+    status_listen: str | None = None
+    metrics_port: int | None = None
+    metrics_addr: str = "0.0.0.0"
+    key_file: Path | None = None
+    key_secret: str | None = None  # "namespace/name"
+    implementation: str = "auto"
+    run_dir: Path = Path("/run/wgslice/gateway")
+    rotate_every: float = 0.0
+    poll: float = 0.5
+    tick: float = 1.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    ready_file: Path | None = None
+
+
+def load_config(path: Path) -> GatewayConfig:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse_config(raw)
+
+
+def key_store(opts: RunOptions) -> KeyStore:
+    if opts.key_secret:
+        ns, _, name = opts.key_secret.partition("/")
+        if not ns or not name:
+            raise ConfigError("--key-secret must be NAMESPACE/NAME")
+        return SecretKeyStore(ns, name)
+    if opts.key_file:
+        return FileKeyStore(opts.key_file)
+    raise ConfigError("give --key-file FILE or --key-secret NAMESPACE/NAME")
+
+
+def run(opts: RunOptions) -> int:
+    from wgslice.gateway.service import Gateway
+
+    cfg = load_config(opts.config)  # a bad first config is a startup error
+    gateway = Gateway(key_store(opts), implementation=opts.implementation,
+                      run_dir=opts.run_dir)
+    stop = threading.Event()
+    reload_flag = threading.Event()
+    rotations: queue.Queue[Future[str]] = queue.Queue()
+
+    def ask_rotation() -> str:
+        fut: Future[str] = Future()
+        rotations.put(fut)
+        return fut.result(timeout=30)
+
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload_flag.set())
+    signal.signal(signal.SIGUSR1, lambda *_: rotations.put(Future()))
+
+    server = metrics = None
+    try:
+        gateway.apply(cfg)
+        mtime = _mtime(opts.config)
+        if opts.status_listen:
+            from wgslice.gateway.status_server import serve
+
+            server, _health = serve(gateway, opts.status_listen, rotate=ask_rotation,
+                                    tls_cert=opts.tls_cert, tls_key=opts.tls_key,
+                                    tls_ca=opts.tls_ca)
+        if opts.metrics_port is not None:
+            from wgslice.gateway.metrics import serve_metrics
+
+            metrics = serve_metrics(gateway, opts.metrics_port, opts.metrics_addr)
+        if opts.ready_file:
+            opts.ready_file.write_text(gateway.key.public_key + "\n")
+        log.info("gateway %s/%s running, public key %s", cfg.slice, cfg.member,
+                 gateway.key.public_key)
+        next_tick = next_rotation = time.monotonic()
+        if opts.rotate_every:
+            next_rotation += opts.rotate_every
+        while not stop.is_set():
+            now = time.monotonic()
+            new_mtime = _mtime(opts.config)
+            if reload_flag.is_set() or new_mtime != mtime:
+                reload_flag.clear()
+                mtime = new_mtime
+                _reload(gateway, opts.config)
+            if opts.rotate_every and now >= next_rotation:
+                next_rotation = now + opts.rotate_every
+                rotations.put(Future())
+            while not rotations.empty():
+                fut = rotations.get_nowait()
+                try:
+                    fut.set_result(gateway.rotate_key())
+                except Exception as exc:  # reported to the gRPC caller, logged here
+                    log.error("key rotation failed: %s", exc)
+                    fut.set_exception(exc)
+            if now >= next_tick:
+                next_tick = now + opts.tick
+                gateway.tick()
+            stop.wait(min(opts.poll, max(0.0, next_tick - time.monotonic())))
+    finally:
+        if server is not None:
+            server.stop(0.5)
+        if metrics is not None:
+            metrics.shutdown()
+        gateway.close()
+        log.info("gateway stopped")
+    return 0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def _reload(gateway, path: Path) -> None:
+    try:
+        cfg = load_config(path)
+        if cfg == gateway.config:
+            return
+        gateway.apply(cfg)
+        log.info("applied %s (generation %d)", path, gateway.generation)
+    except ConfigError as exc:
+        log.error("refused new config, keeping the running one: %s", exc)
+        gateway.refuse(str(exc))

@@ -1,0 +1,182 @@
+"""Server-side printing: `Accept: application/json;as=Table;v=v1;g=meta.k8s.io`.
+
+kubectl get asks every server for a meta.k8s.io Table and prints its columns. Custom
+resources get their CRD's additionalPrinterColumns (simple JSONPath: dotted fields, `[n]`
+indexes and `[?(@.k=="v")]` filters), built-ins a few familiar columns, everything else
+Name and Age as a real server's default table convertor does.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from .resources import ResourceType
+
+_TOKEN = re.compile(r"\.([A-Za-z0-9_$-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_.-]+)\s*==\s*"
+                    r"[\"']([^\"']*)[\"']\)\]|\[\*\]")
+
+
+def jsonpath(obj: Any, path: str) -> list[Any]:
+    """Evaluate the JSONPath subset printer columns use; a list of matches."""
+    path = path.strip()
+    if path.startswith("{") and path.endswith("}"):
+        path = path[1:-1]
+    if path.startswith("$"):
+        path = path[1:]
+    cur = [obj]
+    pos = 0
+    while pos < len(path):
+        m = _TOKEN.match(path, pos)
+        if not m:
+            return []
+        pos = m.end()
+        field, index, fkey, fval = m.groups()
+        nxt: list[Any] = []
+        for c in cur:
+            if field is not None and isinstance(c, dict) and field in c:
+                nxt.append(c[field])
+            elif index is not None and isinstance(c, list) and int(index) < len(c):
+                nxt.append(c[int(index)])
+            elif fkey is not None and isinstance(c, list):
+                nxt += [x for x in c if isinstance(x, dict) and
+                        str(_dig(x, fkey)) == fval]
+            elif m.group(0) == "[*]" and isinstance(c, list):
+                nxt += c
+        cur = nxt
+    return cur
+
+
+def _dig(obj: dict[str, Any], dotted: str) -> Any:
+    cur: Any = obj
+    for p in dotted.split("."):
+        cur = cur.get(p) if isinstance(cur, dict) else None
+    return cur
+
+
+def human_age(ts: str | None, now: datetime | None = None) -> str:
+    """Kubernetes' HumanDuration of the time since ts ("<unknown>" when absent)."""
+    if not ts:
+        return "<unknown>"
+    try:
+        t = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "<invalid>"
+    s = int(((now or datetime.now(UTC)) - t).total_seconds())
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    return f"{d}d{h % 24}h" if d < 8 and h % 24 else f"{d}d"
+
+
+def _cell(value: list[Any], typ: str) -> Any:
+    if not value:
+        return None
+    v = value[0] if len(value) == 1 else ",".join(str(x) for x in value)
+    if typ == "date":
+        return human_age(v if isinstance(v, str) else None)
+    if typ in ("integer", "number", "boolean") or isinstance(v, str):
+        return v
+    import json
+    return json.dumps(v, separators=(",", ":"))
+
+
+def _pod_cells(o: dict[str, Any]) -> list[Any]:
+    st = o.get("status") or {}
+    cs = st.get("containerStatuses") or []
+    total = len((o.get("spec") or {}).get("containers") or [])
+    ready = sum(1 for c in cs if c.get("ready"))
+    restarts = sum(int(c.get("restartCount") or 0) for c in cs)
+    phase = st.get("phase") or "Pending"
+    if o["metadata"].get("deletionTimestamp"):
+        phase = "Terminating"
+    return [f"{ready}/{total}", phase, restarts]
+
+
+def _node_cells(o: dict[str, Any]) -> list[Any]:
+    conds = (o.get("status") or {}).get("conditions") or []
+    ready = next((c.get("status") for c in conds if c.get("type") == "Ready"), "Unknown")
+    roles = sorted(k.split("/", 1)[1] for k in (o["metadata"].get("labels") or {})
+                   if k.startswith("node-role.kubernetes.io/"))
+    ver = ((o.get("status") or {}).get("nodeInfo") or {}).get("kubeletVersion", "")
+    return ["Ready" if ready == "True" else "NotReady", ",".join(roles) or "<none>", ver]
+
+
+def _deploy_cells(o: dict[str, Any]) -> list[Any]:
+    st, want = o.get("status") or {}, (o.get("spec") or {}).get("replicas", 1)
+    return [f"{st.get('readyReplicas', 0)}/{want}", st.get("updatedReplicas", 0),
+            st.get("availableReplicas", 0)]
+
+
+_BUILTIN: dict[tuple[str, str], tuple[list[tuple[str, str]], Any]] = {
+    ("", "pods"): ([("Ready", "string"), ("Status", "string"), ("Restarts", "integer")],
+                   _pod_cells),
+    ("", "nodes"): ([("Status", "string"), ("Roles", "string"), ("Version", "string")],
+                    _node_cells),
+    ("", "namespaces"): ([("Status", "string")],
+                         lambda o: [(o.get("status") or {}).get("phase", "Active")]),
+    ("apps", "deployments"): ([("Ready", "string"), ("Up-to-date", "integer"),
+                               ("Available", "integer")], _deploy_cells),
+}
+
+
+def columns(rt: ResourceType) -> list[dict[str, Any]]:
+    cols = [{"name": "Name", "type": "string", "format": "name", "priority": 0,
+             "description": "Name must be unique within a namespace."}]
+    if rt.printer_columns:
+        for c in rt.printer_columns:
+            cols.append({"name": c.get("name", ""), "type": c.get("type", "string"),
+                         "format": c.get("format", ""), "priority": c.get("priority", 0),
+                         "description": c.get("description", "")})
+        return cols
+    extra, _ = _BUILTIN.get(rt.key, ([], None))
+    cols += [{"name": n, "type": t, "format": "", "priority": 0, "description": ""}
+             for n, t in extra]
+    cols.append({"name": "Age", "type": "string", "format": "", "priority": 0,
+                 "description": "CreationTimestamp"})
+    return cols
+
+
+def row(rt: ResourceType, obj: dict[str, Any], include: str = "Metadata") -> dict[str, Any]:
+    cells: list[Any] = [obj["metadata"].get("name")]
+    if rt.printer_columns:
+        cells += [_cell(jsonpath(obj, c.get("jsonPath", "")), c.get("type", "string"))
+                  for c in rt.printer_columns]
+    else:
+        _, fn = _BUILTIN.get(rt.key, ([], None))
+        if fn:
+            cells += fn(obj)
+        cells.append(human_age(obj["metadata"].get("creationTimestamp")))
+    r: dict[str, Any] = {"cells": cells}
+    if include == "Object":
+        r["object"] = obj
+    elif include != "None":
+        r["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                       "metadata": obj["metadata"]}
+    return r
+
+
+def table(rt: ResourceType, objs: list[dict[str, Any]], rv: str,
+          include: str = "Metadata", cont: str = "") -> dict[str, Any]:
+    md: dict[str, Any] = {"resourceVersion": rv}
+    if cont:
+        md["continue"] = cont
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": md,
+            "columnDefinitions": columns(rt), "rows": [row(rt, o, include) for o in objs]}
+
+
+def wants_table(accept: str) -> bool:
+    return "as=Table" in accept

@@ -1,0 +1,124 @@
+"""The lab's container runtime: pod sandboxes (network namespaces) and container processes.
+
+A pod is a network namespace (or, with hostNetwork, its node's) plus one process per
+container. Project-image containers run the venv's entry points inside
+``ip netns exec NETNS sh -c <mount script>``: ``ip netns exec`` gives every container its own
+mount namespace, in which the script mounts a private tmpfs on /run/secrets and
+/run/wireguard, binds the service-account directory to its real path and binds each
+volume. Other images get an idle ``sleep infinity`` so tests can exec into the pod.
+Processes get their own session (process group) so a pod's whole tree can be signalled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wgslice.lab import netns as nx
+from wgslice.lab.podspec import ContainerPlan, mount_script
+
+BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class ContainerRun:
+    """A container's process and its history, as the kubelet reports it."""
+
+    plan: ContainerPlan
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: str = ""
+    restart_count: int = 0
+    last_state: dict[str, Any] = field(default_factory=dict)
+    terminated: dict[str, Any] | None = None
+    backoff_until: float = 0.0
+    waiting_reason: str = "ContainerCreating"
+    waiting_message: str = ""
+    init: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def start(run: ContainerRun, netns_name: str, sa_dir: str | None, extra_env: dict[str, str],
+          python_bin: str) -> None:
+    """Start (or restart) the container's process, appending to its log file."""
+    run.log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.path.dirname(python_bin) + ":" + BASE_PATH,
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        **extra_env,
+        **run.plan.env,
+    }
+    if run.plan.project:
+        argv = ["ip", "netns", "exec", netns_name, "sh", "-c",
+                mount_script(run.plan.mounts, sa_dir), "wgslice-container", *run.plan.argv]
+    else:
+        argv = ["ip", "netns", "exec", netns_name, "sleep", "infinity"]
+    with open(run.log_path, "ab") as log:
+        run.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, cwd="/",
+                                    start_new_session=True)
+    run.started_at = now_iso()
+    run.terminated = None
+    run.waiting_reason = ""
+    run.waiting_message = ""
+
+
+def signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def stop(runs: list[ContainerRun], grace: float) -> None:
+    """SIGTERM every container's process group, SIGKILL what is left after ``grace``."""
+    live = [r.proc for r in runs if r.proc is not None and r.proc.poll() is None]
+    for p in live:
+        signal_group(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(p.poll() is None for p in live):
+        time.sleep(0.05)
+    for p in live:
+        signal_group(p.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            p.wait(timeout=2)
+
+
+def kill_netns_processes(name: str) -> None:
+    """Whatever still runs in a namespace about to be removed (e.g. a daemonized child)."""
+    for pid in nx.pids(name):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def write_pod_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def write_files(directory: Path, files: dict[str, bytes], mode: int = 0o644) -> None:
+    """Materialize a Secret/ConfigMap/token volume (keys may contain '/': items paths)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)

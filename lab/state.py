@@ -1,0 +1,123 @@
+"""Where the lab keeps its state, and the journal that makes `lab down` complete.
+
+The state directory (default ``/run/wgslice-lab``: a tmpfs, cleared at reboot like the
+network namespaces it describes; override with ``WGSLICE_LAB_DIR``) holds:
+
+* ``lab.json`` -- sizes, prefix, ports, phase (``creating`` until `up` finished);
+* ``journal`` -- one line per resource, appended *before* the resource is created
+  (``netns NAME``, ``dir PATH``, ``pid PID``), so `lab down` after a crash halfway knows
+  everything that may exist; `down` also sweeps namespaces by the prefix;
+* ``kubeconfig`` -- one context per cluster;
+* ``clusters/<name>/`` -- per cluster: supervisor pidfile and log, the API server's admin
+  token and CA, and ``pods/<namespace>_<pod>_<uid>/`` (service-account files, mounted
+  Secrets/ConfigMaps, ``logs/<container>.log``, ``pod.json`` with netns and pids).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wgslice.lab.topology import DEFAULT_PORT_BASE, DEFAULT_PREFIX
+
+DEFAULT_DIR = "/run/wgslice-lab"
+
+
+@dataclass(frozen=True)
+class LabDirs:
+    """Paths under the state directory (pure: nothing is created by constructing it)."""
+
+    root: Path
+    prefix: str
+
+    @classmethod
+    def from_env(cls) -> LabDirs:
+        root = Path(os.environ.get("WGSLICE_LAB_DIR") or DEFAULT_DIR)
+        prefix = os.environ.get("WGSLICE_LAB_PREFIX") or DEFAULT_PREFIX
+        return cls(root=root, prefix=prefix)
+
+    @property
+    def port_base(self) -> int:
+        return int(os.environ.get("WGSLICE_LAB_PORT_BASE") or DEFAULT_PORT_BASE)
+
+    @property
+    def lab_json(self) -> Path:
+        return self.root / "lab.json"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "journal"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    def cluster(self, name: str) -> Path:
+        return self.root / "clusters" / name
+
+    def supervisor_pidfile(self, cluster: str) -> Path:
+        return self.cluster(cluster) / "supervisor.pid"
+
+    def supervisor_log(self, cluster: str) -> Path:
+        return self.cluster(cluster) / "supervisor.log"
+
+    def token_file(self, cluster: str) -> Path:
+        return self.cluster(cluster) / "admin.token"
+
+    def pods(self, cluster: str) -> Path:
+        return self.cluster(cluster) / "pods"
+
+    def pod(self, cluster: str, namespace: str, name: str, uid: str) -> Path:
+        return self.pods(cluster) / f"{namespace}_{name}_{uid}"
+
+    # -- lab.json -------------------------------------------------------------------
+    def read_lab(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.lab_json.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def write_lab(self, data: dict[str, Any]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.lab_json, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    # -- journal --------------------------------------------------------------------
+    def record(self, kind: str, value: str) -> None:
+        """Append ``kind value`` to the journal and fsync, before creating the resource."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.journal, "a", encoding="utf-8") as fh:
+            fh.write(f"{kind} {value}\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def journal_entries(self) -> list[tuple[str, str]]:
+        try:
+            lines = self.journal.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in lines:
+            kind, _, value = line.partition(" ")
+            if kind and value:
+                out.append((kind, value))
+        return out
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a file so readers never see it half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None

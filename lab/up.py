@@ -1,0 +1,245 @@
+"""`wgslice lab up`: check the machine, build the networks, start one supervisor per cluster.
+
+Idempotent: with a lab of the same sizes already running it only reports; with other sizes
+it says what exists and how to change it. Every resource is journaled before it is created
+(see `state`) so `lab down` cleans up after a crash halfway.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wgslice.errors import UserError
+from wgslice.lab import topology as topo
+from wgslice.lab.podspec import PRIVATE_DIRS
+from wgslice.lab.state import LabDirs, read_pid, write_atomic
+
+INSTALL = "apt-get install --no-install-recommends wireguard-tools wireguard-go"
+Say = Callable[[str], None]
+
+
+def preflight() -> None:
+    """Everything `up` needs, with the command that installs what is missing."""
+    if os.geteuid() != 0:
+        raise UserError("the lab needs root (network namespaces, veths, mounts): "
+                        "run it as root, e.g. `sudo wgslice lab up`")
+    missing = {
+        "ip": "apt-get install --no-install-recommends iproute2",
+        "iptables": "apt-get install --no-install-recommends iptables",
+        "nsenter": "apt-get install --no-install-recommends util-linux",
+        "mount": "apt-get install --no-install-recommends mount",
+        "openssl": "apt-get install --no-install-recommends openssl",
+        "wg": INSTALL,
+        "wireguard-go": INSTALL,
+    }
+    absent = [(tool, how) for tool, how in missing.items() if shutil.which(tool) is None]
+    if absent:
+        tools = ", ".join(t for t, _ in absent)
+        hows = sorted({h for _, h in absent})
+        raise UserError(f"missing {tools}; install with: " + " && ".join(hows))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"wgslice.lab.supervisor" in fh.read()
+    except OSError:
+        return False
+
+
+def load_plan(dirs: LabDirs) -> tuple[dict[str, Any], topo.LabPlan] | None:
+    lab = dirs.read_lab()
+    if lab is None:
+        return None
+    return lab, topo.plan_lab(lab["members"], lab["nodes"], lab["prefix"], lab["port_base"])
+
+
+def api_get(url: str, token: str, path: str, timeout: float = 2.0) -> dict[str, Any]:
+    req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def ready_nodes(url: str, token: str) -> int:
+    nodes = api_get(url, token, "/api/v1/nodes").get("items") or []
+    return sum(1 for n in nodes for c in (n.get("status") or {}).get("conditions") or []
+               if c.get("type") == "Ready" and c.get("status") == "True")
+
+
+def _cert(dirs: LabDirs, cluster: topo.ClusterPlan) -> None:
+    """A self-signed certificate for the TLS front of the cluster's API (also its CA)."""
+    cdir = dirs.cluster(cluster.name)
+    if (cdir / "tls.crt").exists():
+        return
+    sans = ["DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
+            "DNS:kubernetes.default.svc.cluster.local", "DNS:localhost", "IP:127.0.0.1",
+            f"IP:{cluster.api_ip}"] + ([f"IP:{cluster.api_wan_ip}"] if cluster.api_wan_ip
+                                       else [])
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "365", "-subj", f"/CN=wgslice-lab-{cluster.name}",
+         "-addext", "subjectAltName=" + ",".join(sans),
+         "-keyout", str(cdir / "tls.key"), "-out", str(cdir / "tls.crt")],
+        check=True, capture_output=True)
+    os.chmod(cdir / "tls.key", 0o600)
+
+
+def write_kubeconfig(dirs: LabDirs, plan: topo.LabPlan) -> Path:
+    """One kubeconfig, a context per cluster named after it, current context the hub."""
+    clusters, users, contexts = [], [], []
+    for c in plan.clusters:
+        token = dirs.token_file(c.name).read_text().strip()
+        clusters.append({"name": c.name, "cluster": {"server": c.local_url}})
+        users.append({"name": f"admin@{c.name}", "user": {"token": token}})
+        contexts.append({"name": c.name, "context": {"cluster": c.name,
+                                                     "user": f"admin@{c.name}"}})
+    config = {"apiVersion": "v1", "kind": "Config", "current-context": plan.clusters[0].name,
+              "clusters": clusters, "users": users, "contexts": contexts, "preferences": {}}
+    write_atomic(dirs.kubeconfig, yaml.safe_dump(config, sort_keys=False), 0o600)
+    return dirs.kubeconfig
+
+
+def describe(lab: dict[str, Any]) -> str:
+    return (f"a hub plus {lab['members']} member cluster(s) of {lab['nodes']} node(s) "
+            f"(prefix {lab['prefix']!r})")
+
+
+def up(members: int, nodes: int, say: Say, timeout: float = 60.0) -> topo.LabPlan:
+    dirs = LabDirs.from_env()
+    try:
+        plan = topo.plan_lab(members, nodes, dirs.prefix, dirs.port_base)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    preflight()
+    existing = dirs.read_lab()
+    if existing is not None:
+        if (existing["members"], existing["nodes"]) != (members, nodes):
+            raise UserError(
+                f"a lab already exists in {dirs.root}: {describe(existing)}; to get "
+                f"{members} member(s) x {nodes} node(s) run `wgslice lab down` first, "
+                f"then `wgslice lab up --clusters {members} --nodes {nodes}`")
+        dead = [c.name for c in plan.clusters
+                if not alive(read_pid(dirs.supervisor_pidfile(c.name)))]
+        if existing.get("phase") == "ready" and not dead:
+            say(f"lab already up: {describe(existing)}; nothing to do")
+            return plan
+        raise UserError(
+            f"a lab in {dirs.root} is incomplete ({describe(existing)}, phase "
+            f"{existing.get('phase')}, supervisors not running: {', '.join(dead) or 'none'}); "
+            "run `wgslice lab down` and then `wgslice lab up` again")
+    leftovers = [n for n in os.listdir("/run/netns") if n.startswith(dirs.prefix)] \
+        if os.path.isdir("/run/netns") else []
+    if leftovers:
+        raise UserError(f"found {len(leftovers)} network namespace(s) named {dirs.prefix}* "
+                        f"(e.g. {leftovers[0]}) but no lab state in {dirs.root}; "
+                        "run `wgslice lab down` to remove them first")
+    busy = [c.local_port for c in plan.clusters if not _port_free(c.local_port)]
+    if busy:
+        raise UserError(f"port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in use; set "
+                        "WGSLICE_LAB_PORT_BASE to another free range")
+    return _build(dirs, plan, say, timeout)
+
+
+def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.LabPlan:
+    from wgslice.lab import netns as nx
+
+    t0 = time.monotonic()
+    lab = {"members": plan.members, "nodes": plan.nodes_per_cluster, "prefix": plan.prefix,
+           "port_base": plan.clusters[0].local_port, "phase": "creating",
+           "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    dirs.write_lab(lab)
+    say(f"creating {describe(lab)} in {dirs.root}")
+    for d in PRIVATE_DIRS:  # mount points of the containers' private tmpfs
+        if not os.path.exists(d):
+            dirs.record("dir", d)
+            os.makedirs(d, exist_ok=True)
+    for c in plan.clusters:
+        dirs.cluster(c.name).mkdir(parents=True, exist_ok=True)
+        token = dirs.token_file(c.name)
+        if not token.exists():
+            write_atomic(token, secrets.token_urlsafe(24) + "\n", 0o600)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        certs = [pool.submit(_cert, dirs, c) for c in plan.clusters]
+        nx.build_wan(plan, dirs.record)
+        for c in plan.clusters:
+            nx.build_cluster(plan, c, dirs.record)
+        for f in certs:
+            f.result()
+    say(f"networks: {len(plan.clusters)} clusters, "
+        f"{sum(len(c.nodes) for c in plan.clusters)} nodes, WAN {plan.wan_cidr} "
+        f"({time.monotonic() - t0:.1f} s)")
+    env = dict(os.environ, WGSLICE_LAB_DIR=str(dirs.root), WGSLICE_LAB_PREFIX=dirs.prefix)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for c in plan.clusters:
+        log = open(dirs.supervisor_log(c.name), "ab")  # noqa: SIM115 (child keeps it)
+        proc = subprocess.Popen([sys.executable, "-m", "wgslice.lab.supervisor", "--cluster",
+                                 c.name], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd="/",
+                                start_new_session=True)
+        log.close()
+        dirs.record("pid", str(proc.pid))
+        procs[c.name] = proc
+    kubeconfig = write_kubeconfig(dirs, plan)
+    _wait_ready(dirs, plan, procs, say, t0, timeout)
+    lab["phase"] = "ready"
+    dirs.write_lab(lab)
+    say(f"lab up in {time.monotonic() - t0:.1f} s; kubeconfig: {kubeconfig} "
+        f"(contexts: {', '.join(plan.cluster_names)})")
+    return plan
+
+
+def _wait_ready(dirs: LabDirs, plan: topo.LabPlan, procs: dict[str, subprocess.Popen[bytes]],
+                say: Say, t0: float, timeout: float) -> None:
+    pending = {c.name: c for c in plan.clusters}
+    tokens = {c.name: dirs.token_file(c.name).read_text().strip() for c in plan.clusters}
+    deadline = time.monotonic() + timeout
+    while pending:
+        for name, c in list(pending.items()):
+            if procs[name].poll() is not None:
+                tail = _tail(dirs.supervisor_log(name))
+                raise UserError(f"cluster {name}: supervisor exited; last log lines:\n{tail}\n"
+                                "run `wgslice lab down` to clean up")
+            try:
+                if ready_nodes(c.local_url, tokens[name]) >= len(c.nodes):
+                    say(f"cluster {name}: API {c.local_url}, {len(c.nodes)} node(s) Ready "
+                        f"({time.monotonic() - t0:.1f} s)")
+                    del pending[name]
+            except OSError:
+                pass
+        if pending and time.monotonic() > deadline:
+            raise UserError(f"clusters {', '.join(pending)} not ready after {timeout:.0f} s; "
+                            f"see {dirs.root}/clusters/*/supervisor.log, then `wgslice lab down`")
+        time.sleep(0.1)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"

@@ -1,0 +1,1 @@
+"""Generated gRPC code for the gateway status API (see proto/generate.py)."""

@@ -1,0 +1,26 @@
+"""Shipped defaults, read from the same YAML the hub chart installs (slice/crds/)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from wgslice.slice.model import OverlayPool, parse_pool
+
+CRD_DIR = Path(__file__).parent / "crds"
+
+
+@cache
+def default_pools() -> tuple[OverlayPool, ...]:
+    """The OverlayPool(s) the hub chart creates, so plans match an installed hub."""
+    path = CRD_DIR / "default-pool.yaml"
+    pools = []
+    for doc in yaml.safe_load_all(path.read_text()):
+        if doc and doc.get("kind") == "OverlayPool":
+            pool, problems = parse_pool(doc, str(path))
+            if problems or pool is None:  # a broken shipped file is a bug, not user error
+                raise RuntimeError("; ".join(map(str, problems)))
+            pools.append(pool)
+    return tuple(pools)

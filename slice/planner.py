@@ -1,0 +1,249 @@
+"""The planner: from the hub's objects to each member's desired state. Pure.
+
+`plan(inventory)` checks what only a controller can check (cross-object rules: unknown
+members, a namespace claimed by two slices in one member, pools that do not exist), asks
+`wgslice.ipam` for CIDRs and subnets, and builds each slice's tunnel graph. A problem in one
+slice never disturbs another: the slice is left out of the plan and its problems are
+reported, exactly as the hub controller marks only that slice not Ready.
+
+Per-member desired states are derived on demand (`SlicePlan.member_state`) rather than
+materialised up front: a 255-member full mesh has 64,770 peer entries per slice, and the
+controller only ever needs one member's view at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from wgslice import ipam
+from wgslice.slice.model import Inventory, Network, OverlayPool, Problem, Slice
+from wgslice.slice.topology import Graph, TopologyError, build_graph
+
+
+@dataclass(frozen=True)
+class Peer:
+    member: str
+    subnets: tuple[Network, ...]  # the subnets routed through this peer (its allowed IPs)
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """One member's desired state for one slice: the MemberSlice spec the hub writes."""
+
+    slice: str
+    member: str
+    cidr: Network
+    subnet: Network
+    namespaces: tuple[str, ...]
+    peers: tuple[Peer, ...]
+    isolation: bool
+    allowed_namespaces: tuple[str, ...]
+    mtu: int | None
+
+
+@dataclass(frozen=True)
+class SlicePlan:
+    slice: Slice
+    cidr: Network
+    pool: str | None
+    subnets: Mapping[str, Network]
+    graph: Graph
+
+    @property
+    def name(self) -> str:
+        return self.slice.name
+
+    def member_state(self, member: str) -> MemberState:
+        routes = self.graph.routes(member)
+        peers = tuple(
+            Peer(hop, tuple(self.subnets[d] for d in dests))
+            for hop, dests in sorted(routes.items())
+        )
+        return MemberState(
+            slice=self.slice.name,
+            member=member,
+            cidr=self.cidr,
+            subnet=self.subnets[member],
+            namespaces=self.slice.namespaces_of(member),
+            peers=peers,
+            isolation=self.slice.isolation,
+            allowed_namespaces=self.slice.allowed_namespaces,
+            mtu=self.slice.mtu,
+        )
+
+    def member_states(self) -> Iterator[MemberState]:
+        for m in self.graph.members:
+            yield self.member_state(m)
+
+
+@dataclass(frozen=True)
+class Plan:
+    slices: tuple[SlicePlan, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    #: Existing allocations that now collide with something (kept in place, never moved).
+    conflicts: tuple[Problem, ...] = field(default_factory=tuple)
+    #: Every allocation IPAM holds, including those of slices with problems: the controller
+    #: persists these so that nothing ever moves.
+    allocations: Mapping[str, ipam.SliceAllocation] = field(default_factory=dict)
+
+    def tunnel_count(self) -> int:
+        return sum(sp.graph.tunnel_count() for sp in self.slices)
+
+
+def plan(inventory: Inventory, default_pools: Iterable[OverlayPool] = ()) -> Plan:
+    """Plans every slice in `inventory`.
+
+    `default_pools` are used when the inventory declares no pool at all (the hub chart ships
+    one; `wgslice plan` passes it in so example files need not repeat it).
+    """
+    pools = inventory.pools or tuple(default_pools)
+    members = {m.name: m for m in inventory.members}
+    problems: list[Problem] = []
+    valid: list[Slice] = []
+    for s in inventory.slices:
+        found = _check_references(s, members, {p.name for p in pools})
+        problems.extend(found)
+        if not found:
+            valid.append(s)
+    valid, claimed = _check_namespace_claims(valid)
+    problems.extend(claimed)
+
+    result = ipam.allocate(
+        pools=[_to_ipam_pool(p) for p in pools],
+        requests=[_to_request(s) for s in valid],
+        existing=[a for s in valid if (a := _to_existing(s)) is not None],
+        avoid=list(_avoid(inventory)),
+    )
+    by_name = {s.name: s for s in valid}
+    for err in result.errors:
+        s = by_name[err.slice]
+        problems.append(Problem(f"Slice {err.slice}", err.field, err.message, s.source))
+    conflicts = [
+        Problem(f"Slice {c.slice}", c.field, c.message, by_name[c.slice].source)
+        for c in result.conflicts
+    ]
+
+    plans: list[SlicePlan] = []
+    failed = {e.slice for e in result.errors}
+    for name in sorted(result.allocations):
+        if name in failed:  # allocated in part (kept, sticky) but not plannable yet
+            continue
+        s = by_name[name]
+        alloc = result.allocations[name]
+        try:
+            graph = build_graph(s.members, s.topology)
+        except TopologyError as exc:
+            problems.append(Problem(f"Slice {name}", "spec.topology.links", str(exc), s.source))
+            continue
+        plans.append(SlicePlan(s, alloc.cidr, alloc.pool, alloc.subnet_map, graph))
+    return Plan(tuple(plans), tuple(sorted(problems)), tuple(conflicts), result.allocations)
+
+
+def _check_references(s: Slice, members: Mapping[str, object], pools: set[str]) -> list[Problem]:
+    out = []
+    obj = f"Slice {s.name}"
+    for i, m in enumerate(s.members):
+        if m not in members:
+            known = ", ".join(sorted(members)) or "none"
+            out.append(
+                Problem(
+                    obj,
+                    f"spec.members[{i}]",
+                    f"MemberCluster {m!r} does not exist (known: {known}); "
+                    "join it first (wgslice join) or fix the name",
+                    s.source,
+                )
+            )
+    if s.cidr is None and s.status_cidr is None and s.pool is not None and s.pool not in pools:
+        out.append(
+            Problem(
+                obj,
+                "spec.pool",
+                f"OverlayPool {s.pool!r} does not exist (known: "
+                f"{', '.join(sorted(pools)) or 'none'}); create it or drop spec.pool",
+                s.source,
+            )
+        )
+    return out
+
+
+def _check_namespace_claims(slices: list[Slice]) -> tuple[list[Slice], list[Problem]]:
+    """A namespace of a member belongs to at most one slice.
+
+    The slice that already holds an allocation keeps the namespace; among new ones, the
+    first by name. The loser is refused whole, so its other namespaces are not half-joined.
+    """
+    order = sorted(slices, key=lambda s: (s.status_cidr is None, s.name))
+    owner: dict[tuple[str, str], str] = {}
+    keep: list[Slice] = []
+    problems: list[Problem] = []
+    for s in order:
+        clash = []
+        for i, ns in enumerate(s.namespaces):
+            for m in ns.members if ns.members is not None else s.members:
+                holder = owner.get((m, ns.name))
+                if holder is not None:
+                    clash.append(
+                        Problem(
+                            f"Slice {s.name}",
+                            f"spec.namespaces[{i}].name",
+                            f"namespace {ns.name!r} in member {m!r} already belongs "
+                            f"to Slice {holder}; a namespace joins one slice: "
+                            "remove it here or from that slice",
+                            s.source,
+                        )
+                    )
+                    break
+        if clash:
+            problems.extend(clash)
+            continue
+        for ns in s.namespaces:
+            for m in ns.members if ns.members is not None else s.members:
+                owner[(m, ns.name)] = s.name
+        keep.append(s)
+    return sorted(keep, key=lambda s: s.name), problems
+
+
+def _to_ipam_pool(p: OverlayPool) -> ipam.Pool:
+    return ipam.Pool(
+        name=p.name,
+        cidrs=p.cidrs,
+        reserved=p.reserved_cidrs,
+        slice_prefix_length=p.slice_prefix_length,
+        subnet_prefix_length=p.subnet_prefix_length,
+        default=p.default,
+    )
+
+
+def _to_request(s: Slice) -> ipam.SliceRequest:
+    return ipam.SliceRequest(
+        name=s.name,
+        members=s.members,
+        cidr=s.cidr,
+        pool=s.pool,
+        prefix_length=s.prefix_length,
+        subnet_prefix_length=s.subnet_prefix_length,
+    )
+
+
+def _to_existing(s: Slice) -> ipam.SliceAllocation | None:
+    if s.status_cidr is None:
+        return None
+    return ipam.SliceAllocation(
+        name=s.name,
+        cidr=s.status_cidr,
+        pool=s.status_pool,
+        subnets=tuple(sorted(s.status_subnets.items())),
+    )
+
+
+def _avoid(inventory: Inventory) -> Iterator[ipam.Avoid]:
+    for m in inventory.members:
+        for fieldname, nets in (
+            ("spec.podCIDRs", m.pod_cidrs),
+            ("spec.serviceCIDRs", m.service_cidrs),
+            ("spec.reservedCIDRs", m.reserved_cidrs),
+        ):
+            for i, net in enumerate(nets):
+                yield ipam.Avoid(owner=f"MemberCluster {m.name} {fieldname}[{i}]", cidr=net)

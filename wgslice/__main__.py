@@ -1,0 +1,5 @@
+import sys
+
+from wgslice.cli import main
+
+sys.exit(main())
