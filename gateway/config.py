@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wgslice.gateway.keys import KeyError_, parse_public_key
-
 from wgslice.errors import UserError
+from wgslice.gateway.keys import KeyError_, parse_public_key
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

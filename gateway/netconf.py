@@ -18,6 +18,7 @@ import logging
 import subprocess
 
 from pyroute2 import IPRoute, NetlinkError
+
 from wgslice.gateway.config import GatewayConfig, IPNetwork, tcp_mss
 
 log = logging.getLogger(__name__)

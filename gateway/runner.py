@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
 from wgslice.gateway.config import ConfigError, GatewayConfig, parse_config
 from wgslice.gateway.keys import FileKeyStore, KeyStore, SecretKeyStore
 
@@ -92,7 +93,7 @@ def run(opts: RunOptions) -> int:
         if opts.status_listen:
             from wgslice.gateway.status_server import serve
 
-            server, _health = serve(gateway, opts.status_listen, rotate=ask_rotation,
+            server, _port = serve(gateway, opts.status_listen, rotate=ask_rotation,
                                     tls_cert=opts.tls_cert, tls_key=opts.tls_key,
                                     tls_ca=opts.tls_ca)
         if opts.metrics_port is not None:
@@ -147,7 +148,9 @@ def _mtime(path: Path) -> float:
 def _reload(gateway, path: Path) -> None:
     try:
         cfg = load_config(path)
-        if cfg == gateway.config:
+        if cfg == gateway.config:  # e.g. a refused edit reverted: nothing to do but say so
+            if gateway.config_error:
+                gateway.refuse("")
             return
         gateway.apply(cfg)
         log.info("applied %s (generation %d)", path, gateway.generation)

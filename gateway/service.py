@@ -124,7 +124,7 @@ class Gateway:
         self._refresh_status()
 
     def refuse(self, error: str) -> None:
-        """Record a refused config (the running one stays) so status shows why."""
+        """Record a refused config (the running one stays) so status shows why; "" clears."""
         self.config_error = error
         self._refresh_status()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
 from wgslice.gateway.service import Gateway, GatewayStatus
 from wgslice.proto.gateway.v1alpha1 import status_pb2 as pb
 from wgslice.proto.gateway.v1alpha1 import status_pb2_grpc as pb_grpc
@@ -78,8 +79,9 @@ class StatusServicer(pb_grpc.GatewayStatusServiceServicer):
 
 def serve(gateway: Gateway, address: str, *, rotate: callable | None = None,
           tls_cert: Path | None = None, tls_key: Path | None = None,
-          tls_ca: Path | None = None) -> tuple[grpc.Server, health.HealthServicer]:
-    """Start the server (returns at once); the caller stops it with ``server.stop(grace)``."""
+          tls_ca: Path | None = None) -> tuple[grpc.Server, int]:
+    """Start the server (returns at once) and return it with the bound TCP port (0 for a
+    unix socket); the caller stops it with ``server.stop(grace)``."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"))
     pb_grpc.add_GatewayStatusServiceServicer_to_server(StatusServicer(gateway, rotate), server)
     health_servicer = health.HealthServicer()
@@ -97,4 +99,4 @@ def serve(gateway: Gateway, address: str, *, rotate: callable | None = None,
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return server, health_servicer
+    return server, bound if not address.startswith("unix:") else 0

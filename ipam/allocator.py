@@ -345,7 +345,7 @@ class _Allocator:
         for other, other_free in self.free.items():
             if other != pool.name and other_free.bits == bits and _pool_touches(
                     self.pools[other], start, end):
-                pass
+                other_free.remove(start, end)
         return self._new(req, bits, start, plen, pool.name, sub_len, members)
 
     def _free_space(self, pool: Pool) -> FreeSpace:

@@ -29,10 +29,10 @@ def _rss_mb(pid: int | None) -> float:
     return 0.0
 
 
-def status_lines() -> list[str]:
+def status_lines(dirs: LabDirs | None = None) -> list[str]:
     from wgslice.lab.up import alive, api_get, load_plan
 
-    dirs = LabDirs.from_env()
+    dirs = dirs or LabDirs.from_env()
     loaded = load_plan(dirs)
     if loaded is None:
         return [f"no lab in {dirs.root} (run `wgslice lab up`)"]
@@ -45,9 +45,8 @@ def status_lines() -> list[str]:
         line = (f"  {c.name:<5} {c.role:<6} api {c.local_url} (in-cluster {c.api_url}) "
                 f"supervisor {state} rss {_rss_mb(pid):.0f} MB")
         try:
-            token = dirs.token_file(c.name).read_text().strip()
-            nodes = api_get(c.local_url, token, "/api/v1/nodes").get("items") or []
-            pods = api_get(c.local_url, token, "/api/v1/pods").get("items") or []
+            nodes = api_get(dirs, c, "/api/v1/nodes").get("items") or []
+            pods = api_get(dirs, c, "/api/v1/pods").get("items") or []
             ready = sum(1 for n in nodes for k in n.get("status", {}).get("conditions") or []
                         if k.get("type") == "Ready" and k.get("status") == "True")
             phases: dict[str, int] = {}
@@ -79,9 +78,9 @@ def pod_records(dirs: LabDirs, cluster: str) -> list[dict[str, Any]]:
     return out
 
 
-def find_pod(target: str) -> dict[str, Any]:
+def find_pod(target: str, dirs: LabDirs | None = None) -> dict[str, Any]:
     """``CLUSTER/NAMESPACE/POD`` (or ``CLUSTER/POD`` for namespace default) -> pod record."""
-    dirs = LabDirs.from_env()
+    dirs = dirs or LabDirs.from_env()
     lab = dirs.read_lab()
     if lab is None:
         raise UserError(f"no lab in {dirs.root}: run `wgslice lab up` first")
@@ -117,9 +116,10 @@ def _container(rec: dict[str, Any], container: str | None) -> tuple[str, dict[st
     return name, containers[name]
 
 
-def exec_argv(target: str, container: str | None, cmd: list[str]) -> list[str]:
+def exec_argv(target: str, container: str | None, cmd: list[str],
+              dirs: LabDirs | None = None) -> list[str]:
     """Enter the pod's network namespace (and, for project containers, its mounts)."""
-    rec = find_pod(target)
+    rec = find_pod(target, dirs)
     _name, info = _container(rec, container) if rec.get("containers") else ("", {})
     pid = info.get("pid")
     if info.get("project") and pid and os.path.exists(f"/proc/{pid}"):
@@ -127,8 +127,8 @@ def exec_argv(target: str, container: str | None, cmd: list[str]) -> list[str]:
     return ["ip", "netns", "exec", rec["netns"], *cmd]
 
 
-def log_path(target: str, container: str | None) -> Path:
-    rec = find_pod(target)
+def log_path(target: str, container: str | None, dirs: LabDirs | None = None) -> Path:
+    rec = find_pod(target, dirs)
     _name, info = _container(rec, container)
     path = Path(info["log"])
     if not path.exists():

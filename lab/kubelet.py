@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -184,6 +185,14 @@ class Kubelet:
             self.runs[uid] = run
             self._spawn(self.start_pod(run, pod))
 
+    def _cni(self, *args: str) -> None:
+        """Run the CNI plugin process (see `cni` for why it is a separate process)."""
+        proc = subprocess.run([self.python, "-m", "wgslice.lab.cni", *args],
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise PodSpecError("FailedCreatePodSandBox",
+                               f"cni {args[0]}: {proc.stderr.strip()[-300:]}")
+
     async def finalize_delete(self, pod: Obj) -> None:
         meta = pod["metadata"]
         await self.client.delete(path_for("v1", "pods", meta["namespace"], meta["name"]),
@@ -238,14 +247,16 @@ class Kubelet:
         if run.host_network:
             run.netns, run.ip = node.netns, node.ip
         else:
-            ip = self._alloc_ip(node)
+            ip = run.ip or self._alloc_ip(node)
+            run.ip = ip
             name = topo.pod_netns(self.plan.prefix, self.cluster.name, run.namespace,
                                   run.name, run.uid)
             veth = topo.pod_host_veth(run.uid)
             self.dirs.record("netns", name)
             plen = ipaddress.ip_network(node.pod_cidr).prefixlen
-            await asyncio.to_thread(nx.add_pod, node.netns, name, veth, ip, plen,
-                                    node.pod_gateway)
+            await asyncio.to_thread(self._cni, "add", "--node-netns", node.netns, "--netns",
+                                    name, "--veth", veth, "--address", f"{ip}/{plen}",
+                                    "--gateway", node.pod_gateway)
             run.netns, run.host_veth, run.ip = name, veth, ip
         self._write_record(run)
 
@@ -485,8 +496,9 @@ class Kubelet:
             await asyncio.to_thread(rt.stop, run.inits + run.containers, run.grace)
             if run.netns and not run.host_network:
                 await asyncio.to_thread(rt.kill_netns_processes, run.netns)
-                await asyncio.to_thread(nx.remove_pod, run.node.netns, run.netns,
-                                        run.host_veth)
+                # The veth pair goes with the pod's namespace; removing a namespace
+                # (umount + unlink) needs no fork, so it is done in-process.
+                await asyncio.to_thread(nx.remove, run.netns)
                 self.used_ips[run.node.name].discard(run.ip)
             self.runs.pop(run.uid, None)
             await asyncio.to_thread(_rmtree, run.dir)

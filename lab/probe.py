@@ -6,6 +6,7 @@ Every probe is bounded (count, timeout) and prints one line per result.
 
     python -m wgslice.lab.probe ping ADDR [-c COUNT] [-W TIMEOUT]
     python -m wgslice.lab.probe tcp ADDR PORT [-W TIMEOUT]   # prints the server's greeting
+    python -m wgslice.lab.probe connect ADDR PORT [-W TIMEOUT]  # TCP handshake only
     python -m wgslice.lab.probe serve PORT [--greeting TEXT]  # answers each connection
 """
 
@@ -61,8 +62,6 @@ def ping(addr: str, count: int = 1, timeout: float = 1.0) -> int:
                         ms = (time.monotonic() - start) * 1000
                         print(f"reply from {addr}: seq={seq} time={ms:.3f} ms", flush=True)
                         break
-            else:
-                pass
     print(f"{count} sent, {received} received", flush=True)
     return received
 
@@ -98,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("addr")
     t.add_argument("port", type=int)
     t.add_argument("-W", type=float, default=2.0)
+    k = sub.add_parser("connect")
+    k.add_argument("addr")
+    k.add_argument("port", type=int)
+    k.add_argument("-W", type=float, default=2.0)
     s = sub.add_parser("serve")
     s.add_argument("port", type=int)
     s.add_argument("--greeting", default=socket.gethostname())
@@ -110,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             print(f"tcp {args.addr}:{args.port}: {exc}", file=sys.stderr)
             return 1
+        return 0
+    if args.cmd == "connect":
+        try:
+            socket.create_connection((args.addr, args.port), timeout=args.W).close()
+        except OSError as exc:
+            print(f"connect {args.addr}:{args.port}: {exc}", file=sys.stderr)
+            return 1
+        print(f"connected to {args.addr}:{args.port}", flush=True)
         return 0
     serve(args.port, args.greeting)
     return 0

@@ -31,17 +31,21 @@ class LabDirs:
     """Paths under the state directory (pure: nothing is created by constructing it)."""
 
     root: Path
-    prefix: str
+    prefix: str = DEFAULT_PREFIX
+    port_base: int = DEFAULT_PORT_BASE
 
     @classmethod
     def from_env(cls) -> LabDirs:
+        """``WGSLICE_LAB_DIR``, ``WGSLICE_LAB_PREFIX``, ``WGSLICE_LAB_PORT_BASE`` or defaults."""
         root = Path(os.environ.get("WGSLICE_LAB_DIR") or DEFAULT_DIR)
         prefix = os.environ.get("WGSLICE_LAB_PREFIX") or DEFAULT_PREFIX
-        return cls(root=root, prefix=prefix)
+        port_base = int(os.environ.get("WGSLICE_LAB_PORT_BASE") or DEFAULT_PORT_BASE)
+        return cls(root=root, prefix=prefix, port_base=port_base)
 
-    @property
-    def port_base(self) -> int:
-        return int(os.environ.get("WGSLICE_LAB_PORT_BASE") or DEFAULT_PORT_BASE)
+    def env(self) -> dict[str, str]:
+        """The environment that points lab processes and CLI calls at this lab."""
+        return {"WGSLICE_LAB_DIR": str(self.root), "WGSLICE_LAB_PREFIX": self.prefix,
+                "WGSLICE_LAB_PORT_BASE": str(self.port_base)}
 
     @property
     def lab_json(self) -> Path:

@@ -5,9 +5,10 @@
 1. binds the user's ``127.0.0.1:<local port>`` listener while still in the root namespace;
 2. moves the whole process into the cluster's control-plane namespace (``setns`` before any
    thread exists, so every later socket belongs to the cluster network);
-3. serves the lab API server on ``0.0.0.0:6443`` (plain HTTP) and a TLS front on
-   ``<api ip>:443`` (and the hub's WAN address) for in-cluster clients, whose CA is written
-   into every pod's ``ca.crt``; the root listener is relayed to ``127.0.0.1:6443``;
+3. serves the lab API server (HTTPS, per-cluster CA kept in ``apiserver/ca.crt`` and written
+   into every pod's ``ca.crt``) on ``0.0.0.0:6443`` of the cp namespace -- the cluster
+   address and, for the hub, its WAN address; the root listener is relayed (TCP, TLS passes
+   through) to ``127.0.0.1:6443``;
 4. runs the controller manager and the kubelet of every node on the same event loop,
    talking to the API server over HTTP like the real ones (list+watch informers).
 
@@ -24,7 +25,6 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 
 from wgslice.lab import topology as topo
@@ -68,18 +68,15 @@ async def amain(dirs: LabDirs, plan: topo.LabPlan, cluster: topo.ClusterPlan,
 
     cdir = dirs.cluster(cluster.name)
     token = dirs.token_file(cluster.name).read_text().strip()
+    sans = ["127.0.0.1", cluster.api_ip, *([cluster.api_wan_ip] if cluster.api_wan_ip else [])]
     server = ApiServer(cluster_name=cluster.name, host="0.0.0.0", port=cluster.api_port,
                        admin_token=token, data_dir=cdir / "apiserver",
-                       graceful_pod_deletion=True)
+                       graceful_pod_deletion=True, sans=sans)
     await server.start()
+    ca_file = str(cdir / "apiserver" / "ca.crt")
     relay = relay_to("127.0.0.1", cluster.api_port)
     servers = [await asyncio.start_server(relay, sock=local)]
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cdir / "tls.crt", cdir / "tls.key")
-    for ip in filter(None, (cluster.api_ip, cluster.api_wan_ip)):
-        servers.append(await asyncio.start_server(relay, ip, topo.API_TLS_PORT, ssl=ctx,
-                                                  reuse_address=True))
-    client = Client(f"http://127.0.0.1:{cluster.api_port}", token)
+    client = Client(f"https://127.0.0.1:{cluster.api_port}", token, ca_file=ca_file)
     informers = {
         "pods": Informer(client, "v1", "pods"),
         "nodes": Informer(client, "v1", "nodes"),
@@ -87,7 +84,7 @@ async def amain(dirs: LabDirs, plan: topo.LabPlan, cluster: topo.ClusterPlan,
         "replicasets": Informer(client, "apps/v1", "replicasets"),
         "daemonsets": Informer(client, "apps/v1", "daemonsets"),
     }
-    kubelet = Kubelet(client, plan, cluster, dirs, informers["pods"], str(cdir / "tls.crt"))
+    kubelet = Kubelet(client, plan, cluster, dirs, informers["pods"], ca_file)
     cm = ControllerManager(client, informers)
     for inf in informers.values():
         inf.start()

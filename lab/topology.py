@@ -7,8 +7,8 @@ predict every address, and the plan is unit-tested without root.
 Layout (cluster index k: 0 = hub, 1..N = members c1..cN; node index i = 1..M):
 
 * cluster network ``172.20.k.0/24`` on a bridge ``cluster0`` in the cluster's control-plane
-  namespace ``<prefix><cluster>-cp`` (address ``.1``: the API endpoint, TLS on 443 as
-  ``KUBERNETES_SERVICE_HOST/PORT`` advertise, plain HTTP on 6443);
+  namespace ``<prefix><cluster>-cp`` (address ``.1``: the API endpoint, HTTPS on 6443, as
+  ``KUBERNETES_SERVICE_HOST/PORT`` in every pod advertise);
   node ``i`` has ``eth0`` = ``172.20.k.(10+i)``;
 * every cluster uses the *same* pod CIDR ``10.244.0.0/16`` (node ``i`` gets
   ``10.244.(i-1).0/24``) and service CIDR ``10.96.0.0/12``, as kubeadm/kind clusters do,
@@ -33,8 +33,7 @@ DEFAULT_NODES = 2
 DEFAULT_PORT_BASE = 17443
 MAX_MEMBERS = 20
 MAX_NODES = 50
-API_PORT = 6443  # plain HTTP (the lab API server), on every address of the cp namespace
-API_TLS_PORT = 443  # TLS in front of it: what in-cluster clients (KUBERNETES_SERVICE_*) use
+API_PORT = 6443  # HTTPS (per-cluster CA), on every address of the cp namespace
 IFNAMSIZ = 15  # usable characters of a Linux interface name (16 with the NUL)
 
 POD_CIDR = "10.244.0.0/16"
@@ -105,18 +104,13 @@ class ClusterPlan:
 
     @property
     def api_url(self) -> str:
-        """The in-cluster endpoint (TLS, CA in each pod's service-account ca.crt)."""
-        return f"https://{self.api_ip}:{API_TLS_PORT}"
-
-    @property
-    def api_http_url(self) -> str:
-        """The same API over plain HTTP, from the cluster's own nodes and pods."""
-        return f"http://{self.api_ip}:{self.api_port}"
+        """The in-cluster endpoint (CA in each pod's service-account ca.crt)."""
+        return f"https://{self.api_ip}:{self.api_port}"
 
     @property
     def local_url(self) -> str:
-        """The endpoint of the user's kubeconfig, in the root namespace (plain HTTP)."""
-        return f"http://127.0.0.1:{self.local_port}"
+        """The endpoint of the user's kubeconfig, in the root namespace (relayed)."""
+        return f"https://127.0.0.1:{self.local_port}"
 
     @property
     def gateways(self) -> tuple[NodePlan, ...]:

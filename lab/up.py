@@ -7,12 +7,13 @@ it says what exists and how to change it. Every resource is journaled before it 
 
 from __future__ import annotations
 
-import concurrent.futures
+import base64
 import json
 import os
 import secrets
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -42,7 +43,6 @@ def preflight() -> None:
         "iptables": "apt-get install --no-install-recommends iptables",
         "nsenter": "apt-get install --no-install-recommends util-linux",
         "mount": "apt-get install --no-install-recommends mount",
-        "openssl": "apt-get install --no-install-recommends openssl",
         "wg": INSTALL,
         "wireguard-go": INSTALL,
     }
@@ -80,34 +80,26 @@ def load_plan(dirs: LabDirs) -> tuple[dict[str, Any], topo.LabPlan] | None:
     return lab, topo.plan_lab(lab["members"], lab["nodes"], lab["prefix"], lab["port_base"])
 
 
-def api_get(url: str, token: str, path: str, timeout: float = 2.0) -> dict[str, Any]:
-    req = urllib.request.Request(url + path, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
+def ca_file(dirs: LabDirs, cluster: str) -> Path:
+    """The cluster CA the lab API server made (kept across supervisor restarts)."""
+    return dirs.cluster(cluster) / "apiserver" / "ca.crt"
+
+
+def api_get(dirs: LabDirs, cluster: topo.ClusterPlan, path: str,
+            timeout: float = 2.0) -> dict[str, Any]:
+    """GET through the cluster's 127.0.0.1 endpoint with the admin token (stdlib only)."""
+    token = dirs.token_file(cluster.name).read_text().strip()
+    ctx = ssl.create_default_context(cafile=str(ca_file(dirs, cluster.name)))
+    req = urllib.request.Request(cluster.local_url + path,
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
         return json.loads(resp.read())
 
 
-def ready_nodes(url: str, token: str) -> int:
-    nodes = api_get(url, token, "/api/v1/nodes").get("items") or []
+def ready_nodes(dirs: LabDirs, cluster: topo.ClusterPlan) -> int:
+    nodes = api_get(dirs, cluster, "/api/v1/nodes").get("items") or []
     return sum(1 for n in nodes for c in (n.get("status") or {}).get("conditions") or []
                if c.get("type") == "Ready" and c.get("status") == "True")
-
-
-def _cert(dirs: LabDirs, cluster: topo.ClusterPlan) -> None:
-    """A self-signed certificate for the TLS front of the cluster's API (also its CA)."""
-    cdir = dirs.cluster(cluster.name)
-    if (cdir / "tls.crt").exists():
-        return
-    sans = ["DNS:kubernetes", "DNS:kubernetes.default", "DNS:kubernetes.default.svc",
-            "DNS:kubernetes.default.svc.cluster.local", "DNS:localhost", "IP:127.0.0.1",
-            f"IP:{cluster.api_ip}"] + ([f"IP:{cluster.api_wan_ip}"] if cluster.api_wan_ip
-                                       else [])
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "365", "-subj", f"/CN=wgslice-lab-{cluster.name}",
-         "-addext", "subjectAltName=" + ",".join(sans),
-         "-keyout", str(cdir / "tls.key"), "-out", str(cdir / "tls.crt")],
-        check=True, capture_output=True)
-    os.chmod(cdir / "tls.key", 0o600)
 
 
 def write_kubeconfig(dirs: LabDirs, plan: topo.LabPlan) -> Path:
@@ -115,7 +107,9 @@ def write_kubeconfig(dirs: LabDirs, plan: topo.LabPlan) -> Path:
     clusters, users, contexts = [], [], []
     for c in plan.clusters:
         token = dirs.token_file(c.name).read_text().strip()
-        clusters.append({"name": c.name, "cluster": {"server": c.local_url}})
+        ca = base64.b64encode(ca_file(dirs, c.name).read_bytes()).decode()
+        clusters.append({"name": c.name, "cluster": {"server": c.local_url,
+                                                     "certificate-authority-data": ca}})
         users.append({"name": f"admin@{c.name}", "user": {"token": token}})
         contexts.append({"name": c.name, "context": {"cluster": c.name,
                                                      "user": f"admin@{c.name}"}})
@@ -130,8 +124,9 @@ def describe(lab: dict[str, Any]) -> str:
             f"(prefix {lab['prefix']!r})")
 
 
-def up(members: int, nodes: int, say: Say, timeout: float = 60.0) -> topo.LabPlan:
-    dirs = LabDirs.from_env()
+def up(members: int, nodes: int, say: Say, timeout: float = 60.0,
+       dirs: LabDirs | None = None) -> topo.LabPlan:
+    dirs = dirs or LabDirs.from_env()
     try:
         plan = topo.plan_lab(members, nodes, dirs.prefix, dirs.port_base)
     except ValueError as exc:
@@ -184,17 +179,13 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
         token = dirs.token_file(c.name)
         if not token.exists():
             write_atomic(token, secrets.token_urlsafe(24) + "\n", 0o600)
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        certs = [pool.submit(_cert, dirs, c) for c in plan.clusters]
-        nx.build_wan(plan, dirs.record)
-        for c in plan.clusters:
-            nx.build_cluster(plan, c, dirs.record)
-        for f in certs:
-            f.result()
+    nx.build_wan(plan, dirs.record)
+    for c in plan.clusters:
+        nx.build_cluster(plan, c, dirs.record)
     say(f"networks: {len(plan.clusters)} clusters, "
         f"{sum(len(c.nodes) for c in plan.clusters)} nodes, WAN {plan.wan_cidr} "
         f"({time.monotonic() - t0:.1f} s)")
-    env = dict(os.environ, WGSLICE_LAB_DIR=str(dirs.root), WGSLICE_LAB_PREFIX=dirs.prefix)
+    env = dict(os.environ, **dirs.env())
     procs: dict[str, subprocess.Popen[bytes]] = {}
     for c in plan.clusters:
         log = open(dirs.supervisor_log(c.name), "ab")  # noqa: SIM115 (child keeps it)
@@ -205,8 +196,8 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
         log.close()
         dirs.record("pid", str(proc.pid))
         procs[c.name] = proc
-    kubeconfig = write_kubeconfig(dirs, plan)
     _wait_ready(dirs, plan, procs, say, t0, timeout)
+    kubeconfig = write_kubeconfig(dirs, plan)
     lab["phase"] = "ready"
     dirs.write_lab(lab)
     say(f"lab up in {time.monotonic() - t0:.1f} s; kubeconfig: {kubeconfig} "
@@ -217,7 +208,6 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
 def _wait_ready(dirs: LabDirs, plan: topo.LabPlan, procs: dict[str, subprocess.Popen[bytes]],
                 say: Say, t0: float, timeout: float) -> None:
     pending = {c.name: c for c in plan.clusters}
-    tokens = {c.name: dirs.token_file(c.name).read_text().strip() for c in plan.clusters}
     deadline = time.monotonic() + timeout
     while pending:
         for name, c in list(pending.items()):
@@ -226,7 +216,7 @@ def _wait_ready(dirs: LabDirs, plan: topo.LabPlan, procs: dict[str, subprocess.P
                 raise UserError(f"cluster {name}: supervisor exited; last log lines:\n{tail}\n"
                                 "run `wgslice lab down` to clean up")
             try:
-                if ready_nodes(c.local_url, tokens[name]) >= len(c.nodes):
+                if ca_file(dirs, name).exists() and ready_nodes(dirs, c) >= len(c.nodes):
                     say(f"cluster {name}: API {c.local_url}, {len(c.nodes)} node(s) Ready "
                         f"({time.monotonic() - t0:.1f} s)")
                     del pending[name]

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from wgslice import ipam
+
 GROUP = "wgslice.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -192,25 +194,12 @@ def _kind(value: Any) -> str:
 
 
 def parse_cidr(text: str, path: str, reader: _Reader) -> Network | None:
-    """Parses a CIDR, refusing malformed and non-canonical (host bits set) forms."""
-    if "/" not in text:
-        reader.problem(path, f"{text!r} is not a CIDR: add a prefix length, e.g. {text}/16")
-        return None
+    """Parses a CIDR with IPAM's rules (malformed and non-canonical forms are refused)."""
     try:
-        net = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        reader.problem(
-            path, f"{text!r} is not a valid CIDR: write it like 10.1.0.0/16 or fd00::/48"
-        )
+        return ipam.parse_cidr(text, field=path)
+    except ipam.CidrError as exc:
+        reader.problem(path, str(exc).removeprefix(f"{path} "))
         return None
-    if str(net) != text:
-        reader.problem(
-            path,
-            f"{text!r} is not in canonical form (host bits set or non-standard spelling): "
-            f"write {str(net)!r}",
-        )
-        return None
-    return net
 
 
 # Slice prefix bounds: wide enough for any real overlay, narrow enough to hold a subnet.

@@ -91,11 +91,16 @@ class Plan:
         return sum(sp.graph.tunnel_count() for sp in self.slices)
 
 
-def plan(inventory: Inventory, default_pools: Iterable[OverlayPool] = ()) -> Plan:
+def plan(
+    inventory: Inventory,
+    default_pools: Iterable[OverlayPool] = (),
+    held: Iterable[ipam.Avoid] = (),
+) -> Plan:
     """Plans every slice in `inventory`.
 
     `default_pools` are used when the inventory declares no pool at all (the hub chart ships
-    one; `wgslice plan` passes it in so example files need not repeat it).
+    one; `wgslice plan` passes it in so example files need not repeat it). `held` is space
+    that stays taken although its slice is not planned (deleting, or no longer valid).
     """
     pools = inventory.pools or tuple(default_pools)
     members = {m.name: m for m in inventory.members}
@@ -113,7 +118,7 @@ def plan(inventory: Inventory, default_pools: Iterable[OverlayPool] = ()) -> Pla
         pools=[_to_ipam_pool(p) for p in pools],
         requests=[_to_request(s) for s in valid],
         existing=[a for s in valid if (a := _to_existing(s)) is not None],
-        avoid=list(_avoid(inventory)),
+        avoid=[*_avoid(inventory), *held],
     )
     by_name = {s.name: s for s in valid}
     for err in result.errors:

@@ -2,6 +2,7 @@
 
     python gw_ping.py DST [--count N] [--size BYTES] [--timeout S] [--interval S] [--df]
 
+``--timestamps`` prefixes each line with the send time (for outage measurements).
 Raw ICMP socket (root); the kernel builds the IP header, so with ``--df`` off
 (IP_PMTUDISC_DONT) a large echo is fragmented exactly as `ping -M dont` would be. Prints one
 RTT in ms per answered echo and ``sent N received M``; exits 0 if at least one answered.
@@ -30,7 +31,7 @@ def checksum(data: bytes) -> int:
 
 
 def ping(dst: str, count: int, size: int, timeout: float, interval: float,
-         df: bool) -> list[float | None]:
+         df: bool, sent_at: list[float] | None = None) -> list[float | None]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     sock.setsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO if df else IP_PMTUDISC_DONT)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
@@ -41,6 +42,8 @@ def ping(dst: str, count: int, size: int, timeout: float, interval: float,
         header = struct.pack("!BBHHH", 8, 0, 0, ident, seq)
         packet = struct.pack("!BBHHH", 8, 0, checksum(header + payload), ident, seq) + payload
         sent = time.monotonic()
+        if sent_at is not None:
+            sent_at.append(sent)
         try:
             sock.sendto(packet, (dst, 0))
         except OSError:
@@ -72,10 +75,14 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=1.0)
     ap.add_argument("--interval", type=float, default=0.2)
     ap.add_argument("--df", action="store_true")
+    ap.add_argument("--timestamps", action="store_true",
+                    help="prefix each line with the send time (CLOCK_MONOTONIC seconds)")
     a = ap.parse_args()
-    results = ping(a.dst, a.count, a.size, a.timeout, a.interval, a.df)
-    for r in results:
-        print(f"{r:.3f}" if r is not None else "lost")
+    sent_at: list[float] = []
+    results = ping(a.dst, a.count, a.size, a.timeout, a.interval, a.df, sent_at)
+    for t, r in zip(sent_at, results, strict=True):
+        prefix = f"{t:.4f} " if a.timestamps else ""
+        print(prefix + (f"{r:.3f}" if r is not None else "lost"))
     got = sum(r is not None for r in results)
     print(f"sent {len(results)} received {got}")
     return 0 if got else 1

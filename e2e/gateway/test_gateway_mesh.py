@@ -97,6 +97,30 @@ def test_peer_update_leaves_other_sessions_untouched(mesh):
     assert mesh.peer(1, "m2").latest_handshake == before.latest_handshake
 
 
+def test_endpoint_roaming_keeps_a_moved_peer_reachable(mesh):
+    """g2's source port changes (what a NAT rebinding looks like from outside): g1 and g3
+    learn the new endpoint from g2's authenticated packets (probes, keepalives) without any
+    change to their own config, and the listen-port change is applied to g2 in place."""
+    generation = mesh.status(1).generation
+    handshake = mesh.peer(2, "m1").latest_handshake
+    mesh.write_config(2, mesh.config(2, listenPort=51821))
+    try:
+        wait_for(lambda: mesh.peer(1, "m2").endpoint == "198.18.0.2:51821", 8,
+                 what="g1 sees m2's new endpoint")
+        wait_for(lambda: mesh.peer(3, "m2").endpoint == "198.18.0.2:51821", 8,
+                 what="g3 sees m2's new endpoint")
+        assert mesh.ping(mesh.ns("g1"), tunnel_ip(2))
+        assert mesh.status(2).listen_port == 51821
+        assert mesh.status(1).generation == generation  # g1's config was not touched
+        assert mesh.peer(2, "m1").latest_handshake == handshake  # session kept, no re-key
+    finally:
+        mesh.write_config(2, mesh.config(2))
+    wait_for(lambda: mesh.peer(1, "m2").endpoint == "198.18.0.2:51820", 8,
+             what="g1 follows m2 back")
+    wait_for(lambda: all_connected(mesh, 1) and all_connected(mesh, 3), 10,
+             what="mesh connected after roaming")
+
+
 def test_bad_config_is_refused_and_traffic_continues(mesh):
     generation = mesh.status(1).generation
     cfg = mesh.config(1)

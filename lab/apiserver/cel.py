@@ -311,6 +311,36 @@ def compile_rule(expression: str) -> celpy.Runner:
     return _ENV.program(ast, functions=KUBERNETES_FUNCTIONS)
 
 
+# Call styles cel-go would refuse when type-checking a rule at CRD creation; cel-python
+# resolves `x.f()` and `f(x)` alike, so without this the lab would accept such CRDs.
+GLOBAL_ONLY = frozenset({"isCIDR", "cidr", "isIP", "string", "int", "uint", "double", "bool",
+                         "bytes", "dyn", "type", "duration", "timestamp"})
+MEMBER_ONLY = frozenset({"masked", "prefixLength", "containsIP", "containsCIDR", "family",
+                         "isUnspecified", "isLoopback", "isLinkLocalMulticast",
+                         "isLinkLocalUnicast", "isGlobalUnicast", "isCanonical", "join",
+                         "lowerAscii", "upperAscii", "trim", "split", "replace", "substring",
+                         "indexOf", "lastIndexOf", "startsWith", "endsWith", "contains",
+                         "intersects", "equivalent", "all", "exists", "exists_one", "map",
+                         "filter"})
+NOT_KUBERNETES = frozenset({"reduce"})  # cel-python extensions a real API server lacks
+
+
+def call_style_problems(expression: str) -> list[str]:
+    """Function calls in `expression` that Kubernetes' CEL environment would not compile."""
+    problems = []
+    for node in _ENV.compile(expression).iter_subtrees():
+        names = [c for c in node.children if getattr(c, "type", None) == "IDENT"]
+        if node.data == "member_dot_arg" and names:
+            name = names[0].value
+            if name in GLOBAL_ONLY or name in NOT_KUBERNETES:
+                problems.append(f"{name}() is not a method in Kubernetes CEL: write {name}(x)"
+                                if name in GLOBAL_ONLY else f"{name}() is not Kubernetes CEL")
+        elif node.data == "ident_arg" and names and names[0].value in MEMBER_ONLY:
+            problems.append(f"{names[0].value}() is a method in Kubernetes CEL: write "
+                            f"x.{names[0].value}(...)")
+    return problems
+
+
 def to_cel(value: Any) -> Any:
     """JSON data (as decoded from a request body) to CEL values."""
     return celpy.json_to_cel(value)

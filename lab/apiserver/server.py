@@ -142,7 +142,7 @@ class ApiServer:
         self._controllers = Controllers(self.api, loop)
         self._bootstrap()
         app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.handler)
+        app.router.add_route("*", "/{tail:.*}", self.handler.__call__)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                      shutdown_timeout=0.5)
         await self._runner.setup()

@@ -35,7 +35,13 @@ from typing import Any, NamedTuple
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
-from wgslice.lab.apiserver.cel import CELCompileError, compile_rule, evaluate, to_cel
+from wgslice.lab.apiserver.cel import (
+    CELCompileError,
+    call_style_problems,
+    compile_rule,
+    evaluate,
+    to_cel,
+)
 
 
 class FieldError(NamedTuple):
@@ -64,7 +70,8 @@ _TYPES = {
     "array": lambda v: isinstance(v, list),
     "string": lambda v: isinstance(v, str),
     "boolean": lambda v: isinstance(v, bool),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, float) and v.is_integer()),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
 }
 
@@ -413,8 +420,9 @@ def validate(crd: dict[str, Any], version: str, obj: dict[str, Any],
              subresource: str | None = None) -> tuple[dict[str, Any], list[FieldError]]:
     """Prune, default and validate `obj` (a create when `old` is None, else an update).
 
-    `subresource` is None for the main resource or "status". Returns the object to store
-    (a new dict; inputs are not modified) and the errors; store only when errors is empty.
+    `subresource` is None for the main resource or "status". Call it after resolving
+    generateName (root rules read metadata.name). Returns the object to store (a new dict;
+    inputs are not modified) and the errors; store only when errors is empty.
     """
     schema = schema_for(crd, version)
     new = copy.deepcopy(obj)
@@ -458,6 +466,8 @@ def structural_errors(crd: dict[str, Any]) -> list[str]:
                         compile_rule(expr)
                     except CELCompileError as ex:
                         problems.append(f"{path}: {ex}")
+                        continue
+                    problems.extend(f"{path}: {p}" for p in call_style_problems(expr))
         for key, sub in (node.get("properties") or {}).items():
             walk(sub, _child(path, key))
         for key in ("items", "additionalProperties"):

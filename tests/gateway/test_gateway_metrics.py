@@ -36,3 +36,19 @@ def test_removed_peer_series_disappear():
     gw._status = GatewayStatus(slice="shop", member="east", peers=(peer("west"),))
     text = generate_latest(reg).decode()
     assert 'remote_cluster="north"' not in text and 'remote_cluster="west"' in text
+
+
+def test_member_slice_status_shape():
+    from wgslice.gateway.report import member_slice_status
+
+    st = GatewayStatus(slice="shop", member="east", implementation="wireguard-go",
+                       public_key="K" * 43 + "=", listen_port=51820, mtu=1440,
+                       peers=(peer("west"),))
+    out = member_slice_status(st, endpoint="203.0.113.7:51820")
+    assert set(out) == {"publicKey", "endpoint", "implementation", "listenPort", "mtu",
+                        "tunnels"}
+    t = out["tunnels"][0]
+    assert t["peer"] == "west" and t["state"] == "connected"
+    assert t["latestHandshake"] == "1970-01-01T00:00:01Z"
+    assert t["rttMs"] == {"last": 0.5, "min": 0.4, "avg": 0.5, "max": 0.6}
+    assert (t["rxBytes"], t["txBytes"], t["loss"]) == (10, 20, 0.0)

@@ -78,7 +78,7 @@ def test_same_input_same_plan(capsys: pytest.CaptureFixture[str]) -> None:
 BAD_CASES = {
     # file: (field named on stderr, words that say what is wrong or what to do)
     "malformed-cidr": ("spec.cidr", "not a valid CIDR"),
-    "non-canonical-cidr": ("spec.cidr", "write '10.230.0.0/16'"),
+    "non-canonical-cidr": ("spec.cidr", "did you mean 10.230.0.0/16"),
     "prefix-too-small": ("spec.cidr", "members"),
     "unknown-member": ("spec.members[1]", "'south' does not exist"),
     "duplicate-members": ("spec.members[2]", "listed twice"),

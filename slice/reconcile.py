@@ -1,0 +1,211 @@
+"""The hub controller's decision: from a snapshot of the hub's objects to a list of actions.
+
+Pure and level-triggered. The kopf operator (`slice/controller.py`) lists everything,
+calls `reconcile`, and carries out the actions through the API; nothing here touches the
+network. Because every decision is a function of what the API stores, a restarted (or
+newly elected) controller makes the same decisions, and allocations never move.
+
+Rules that keep the data plane safe:
+- a Slice that becomes invalid keeps its allocation *and* its members' last good
+  MemberSlices: bad input disturbs nothing that already works, the Slice's status says why;
+- a deleting Slice keeps its CIDR reserved until every member has torn its gateway down
+  (each MemberSlice carries the member agent's finalizer), then its own finalizer goes;
+- an allocation that is not planned this round is still passed to IPAM as taken space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wgslice import ipam
+from wgslice.slice.model import OverlayPool, Problem, parse_inventory, parse_slice
+from wgslice.slice.planner import plan
+from wgslice.slice.status import (
+    MEMBER_LABEL,
+    SLICE_FINALIZER,
+    SLICE_LABEL,
+    Report,
+    member_slice,
+    slice_status,
+)
+
+Obj = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    slices: Sequence[Obj] = ()
+    members: Sequence[Obj] = ()
+    pools: Sequence[Obj] = ()
+    member_slices: Sequence[Obj] = ()  # across every member's hub namespace
+
+
+@dataclass
+class Actions:
+    """What the API should be told, in the order it should be told."""
+
+    add_finalizer: list[str] = field(default_factory=list)
+    apply: list[dict[str, Any]] = field(default_factory=list)  # MemberSlices to create/patch
+    delete: list[tuple[str, str]] = field(default_factory=list)  # MemberSlices (ns, name)
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)  # Slice name -> status
+    remove_finalizer: list[str] = field(default_factory=list)
+    events: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # slice, type, reason, msg
+
+    def empty(self) -> bool:
+        return not (
+            self.add_finalizer
+            or self.apply
+            or self.delete
+            or self.status
+            or self.remove_finalizer
+            or self.events
+        )
+
+
+def _name(obj: Obj) -> str:
+    return str(obj.get("metadata", {}).get("name", ""))
+
+
+def _deleting(obj: Obj) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
+def _key(ms: Obj) -> tuple[str, str]:
+    labels = ms.get("metadata", {}).get("labels") or {}
+    spec = ms.get("spec") or {}
+    return (
+        labels.get(SLICE_LABEL) or spec.get("slice", ""),
+        labels.get(MEMBER_LABEL) or spec.get("member", ""),
+    )
+
+
+def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = ()) -> Actions:
+    actions = Actions()
+    existing = {_key(ms): ms for ms in snap.member_slices}
+    reports = {k: Report.from_status(ms.get("status")) for k, ms in existing.items()}
+
+    live = [s for s in snap.slices if not _deleting(s)]
+    inventory, problems, _ = parse_inventory([(d, "") for d in (*snap.members, *snap.pools, *live)])
+    # Allocations of slices that are deleting or no longer parse stay taken.
+    parsed = {s.name for s in inventory.slices}
+    held = []
+    for s in snap.slices:
+        if _name(s) not in parsed:
+            cidr = (s.get("status") or {}).get("cidr")
+            if cidr:
+                with contextlib.suppress(ipam.CidrError):  # unparsable: nothing to hold
+                    net = ipam.parse_cidr(cidr, field="status.cidr")
+                    held.append(ipam.Avoid(owner=f"Slice {_name(s)} (allocated)", cidr=net))
+    result = plan(inventory, default_pools=default_pools, held=held)
+    by_slice: dict[str, list[Problem]] = {}
+    for p in (*problems, *result.problems):
+        by_slice.setdefault(p.obj.removeprefix("Slice "), []).append(p)
+    conflicts: dict[str, list[Problem]] = {}
+    for c in result.conflicts:
+        conflicts.setdefault(c.obj.removeprefix("Slice "), []).append(c)
+    planned = {sp.name: sp for sp in result.slices}
+    members = {m.name: m for m in inventory.members}
+    desired: set[tuple[str, str]] = set()
+
+    for s in live:
+        name = _name(s)
+        if SLICE_FINALIZER not in (s.get("metadata", {}).get("finalizers") or []):
+            actions.add_finalizer.append(name)
+        sp = planned.get(name)
+        if sp is not None:
+            slice_reports = {
+                m: reports[(name, m)] for m in sp.graph.members if (name, m) in reports
+            }
+            for state in sp.member_states():
+                obj = member_slice(state, slice_reports, members)
+                desired.add((name, state.member))
+                if _differs(obj, existing.get((name, state.member))):
+                    actions.apply.append(obj)
+        else:  # invalid or unplannable: keep the last good MemberSlices running
+            desired.update(k for k in existing if k[0] == name)
+        allocation = None
+        if sp is None and name in result.allocations:
+            a = result.allocations[name]
+            allocation = (str(a.cidr), a.pool, {m: str(n) for m, n in a.subnets})
+        elif sp is None and (s.get("status") or {}).get("cidr"):
+            old = s["status"]
+            allocation = (
+                old["cidr"],
+                old.get("pool"),
+                {
+                    m["name"]: m["subnet"]
+                    for m in old.get("members") or []
+                    if m.get("name") and m.get("subnet")
+                },
+            )
+        slice_reports = {m: r for (sl, m), r in reports.items() if sl == name}
+        status = slice_status(
+            generation=int(s.get("metadata", {}).get("generation") or 0),
+            plan=sp,
+            problems=by_slice.get(name, []),
+            conflicts=conflicts.get(name, []),
+            reports=slice_reports,
+            old=s.get("status"),
+            now=now,
+            allocation=allocation,
+        )
+        if _status_differs(status, s.get("status") or {}):
+            actions.status[name] = status
+            actions.events.extend(_transitions(name, s.get("status") or {}, status))
+
+    for key, ms in sorted(existing.items()):
+        if key not in desired and not _deleting(ms):
+            meta = ms.get("metadata", {})
+            actions.delete.append((meta.get("namespace", ""), meta.get("name", "")))
+    remaining = {k[0] for k in existing}
+    for s in snap.slices:
+        finalizers = s.get("metadata", {}).get("finalizers") or []
+        if _deleting(s) and _name(s) not in remaining and SLICE_FINALIZER in finalizers:
+            actions.remove_finalizer.append(_name(s))
+    return actions
+
+
+def _differs(want: Obj, have: Obj | None) -> bool:
+    if have is None:
+        return True
+    labels = have.get("metadata", {}).get("labels") or {}
+    want_labels = want["metadata"]["labels"]
+    return have.get("spec") != want["spec"] or any(
+        labels.get(k) != v for k, v in want_labels.items()
+    )
+
+
+def _strip_times(status: Obj) -> Obj:
+    out = dict(status)
+    out["conditions"] = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in status.get("conditions") or []
+    ]
+    return out
+
+
+def _status_differs(new: Obj, old: Obj) -> bool:
+    return _strip_times(new) != _strip_times(old)
+
+
+def _transitions(name: str, old: Obj, new: Obj) -> list[tuple[str, str, str, str]]:
+    """An Event for each condition whose status or reason changed."""
+    before = {c["type"]: c for c in old.get("conditions") or []}
+    events = []
+    for c in new.get("conditions") or []:
+        prev = before.get(c["type"])
+        if prev and prev.get("status") == c["status"] and prev.get("reason") == c["reason"]:
+            continue
+        if c["type"] == "Degraded" and c["status"] == "False" and prev is None:
+            continue  # "not degraded" on creation is not news
+        bad = (c["type"] == "Degraded") == (c["status"] == "True")
+        events.append((name, "Warning" if bad else "Normal", c["reason"], c["message"]))
+    return events
+
+
+__all__ = ["Actions", "Snapshot", "parse_slice", "reconcile"]

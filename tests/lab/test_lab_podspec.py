@@ -1,0 +1,123 @@
+"""Pod spec -> argv, env, mounts (pure rules of the lab kubelet)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from wgslice.lab.podspec import (
+    SA_MOUNT,
+    Mount,
+    PodSpecError,
+    container_argv,
+    container_env,
+    field_ref,
+    image_repository,
+    is_project_image,
+    mount_script,
+    referenced_objects,
+    secret_data,
+)
+
+PY = "/venv/bin/python"
+
+
+@pytest.mark.parametrize(("image", "project"), [
+    ("wgslice/wgslice:0.1.0", True),
+    ("wgslice", True),
+    ("ghcr.io/acme/wgslice@sha256:abcd", True),
+    ("registry:5000/x/wgslice:1", True),
+    ("registry:5000/wgslice-agent:1", False),
+    ("nginx:1.27", False),
+    ("busybox", False),
+])
+def test_project_images(image: str, project: bool) -> None:
+    assert is_project_image(image) is project
+
+
+def test_image_repository_strips_tag_and_digest() -> None:
+    repo = "registry:5000/org/wgslice"
+    assert image_repository(repo + ":1.0@sha256:aa") == repo
+    assert image_repository("registry:5000/org/wgslice") == "registry:5000/org/wgslice"
+
+
+@pytest.mark.parametrize(("container", "argv"), [
+    ({"args": ["agent", "--v"]}, [PY, "-m", "wgslice", "agent", "--v"]),
+    ({"command": ["wgslice", "gateway"], "args": ["run"]}, [PY, "-m", "wgslice", "gateway", "run"]),
+    ({"command": ["/usr/local/bin/wgslice"]}, [PY, "-m", "wgslice"]),
+    ({"command": ["python3", "-m", "kopf"], "args": ["run"]}, [PY, "-m", "kopf", "run"]),
+    ({"command": ["sh", "-c", "echo hi"]}, ["sh", "-c", "echo hi"]),
+])
+def test_container_argv(container: dict, argv: list[str]) -> None:
+    assert container_argv(container, PY) == argv
+
+
+POD = {"metadata": {"name": "p", "namespace": "ns", "uid": "u1", "labels": {"app": "x"}},
+       "spec": {"nodeName": "c1-node-1"}}
+
+
+def test_env_resolution_order_and_refs() -> None:
+    container = {
+        "envFrom": [{"configMapRef": {"name": "cm"}, "prefix": "CM_"}],
+        "env": [
+            {"name": "A", "value": "1"},
+            {"name": "B", "value": "$(A)-$$(A)"},
+            {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+            {"name": "APP", "valueFrom": {"fieldRef": {
+                "fieldPath": "metadata.labels['app']"}}},
+            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "s", "key": "pw"}}},
+            {"name": "OPT", "valueFrom": {"secretKeyRef": {"name": "s", "key": "no",
+                                                           "optional": True}}},
+            {"name": "M", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "mode"}}},
+        ],
+    }
+    env = container_env(POD, container, pod_ip="10.244.0.2", host_ip="172.20.1.11",
+                        secrets={"s": {"pw": b"hunter2"}}, configmaps={"cm": {"mode": b"lab"}})
+    assert env == {"CM_mode": "lab", "A": "1", "B": "1-$(A)", "NAME": "p", "NODE": "c1-node-1",
+                   "IP": "10.244.0.2", "HOST": "172.20.1.11", "APP": "x", "PW": "hunter2",
+                   "M": "lab"}
+
+
+def test_missing_secret_is_a_config_error() -> None:
+    container = {"env": [{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "s",
+                                                                         "key": "pw"}}}]}
+    with pytest.raises(PodSpecError) as err:
+        container_env(POD, container, pod_ip="", host_ip="", secrets={}, configmaps={})
+    assert err.value.reason == "CreateContainerConfigError"
+
+
+def test_field_ref_unknown() -> None:
+    with pytest.raises(PodSpecError):
+        field_ref(POD, "spec.bogus", "", "")
+
+
+def test_referenced_objects() -> None:
+    pod = {"spec": {
+        "containers": [{"env": [{"name": "a", "valueFrom": {"secretKeyRef": {"name": "s1",
+                                                                           "key": "k"}}}],
+                        "envFrom": [{"configMapRef": {"name": "c1"}}]}],
+        "volumes": [{"name": "v", "secret": {"secretName": "s2"}},
+                    {"name": "w", "configMap": {"name": "c2"}},
+                    {"name": "p", "projected": {"sources": [{"secret": {"name": "s3"}}]}}]}}
+    assert referenced_objects(pod) == ({"s1", "s2", "s3"}, {"c1", "c2"})
+
+
+def test_secret_data_decodes() -> None:
+    secret = {"data": {"a": base64.b64encode(b"\x00bin").decode()}, "stringData": {"b": "t"}}
+    assert secret_data(secret) == {"a": b"\x00bin", "b": b"t"}
+
+
+def test_mount_script() -> None:
+    script = mount_script([Mount("/state/pod/volumes/keys", "/etc/keys", read_only=True),
+                           Mount("/state/pod/volumes/x", "/run/secrets/extra")], "/state/sa")
+    lines = script.splitlines()
+    assert lines[0] == "set -e" and lines[-1] == 'exec "$@"'
+    assert "mount -t tmpfs -o mode=0755,size=8m wgslice-lab /run/wireguard" in lines
+    assert f"mount --bind /state/sa {SA_MOUNT}" in lines
+    assert "mount -o remount,bind,ro /etc/keys" in lines
+    assert "mkdir -p /run/secrets/extra" in lines
+    assert "mkdir -p /etc/keys" not in lines  # outside the private tmpfs: made by the kubelet

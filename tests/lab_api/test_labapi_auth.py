@@ -1,0 +1,165 @@
+"""Authentication (admin token, ServiceAccount tokens, TokenRequest) and RBAC authorization
+with Kubernetes' 401/403 Status replies and access reviews."""
+
+from __future__ import annotations
+
+import pytest
+from labapi_helpers import CRD_PATH, Raw, crd
+
+from wgslice.lab.apiserver import mint_token, token_claims
+
+RBAC = "/apis/rbac.authorization.k8s.io/v1"
+
+
+def test_missing_or_bad_token_is_401(raw):
+    for token in (None, "garbage", "a.b.c"):
+        st, body = raw.with_token(token)("GET", "/api/v1/namespaces")
+        assert st == 401 and body["reason"] == "Unauthorized" and body["kind"] == "Status"
+    assert raw.with_token(None)("GET", "/version")[0] == 200
+    assert raw.with_token(None)("GET", "/healthz")[0] == 200
+
+
+def test_sa_token_identity_and_lifetime(lab, raw, ns):
+    raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "bot"}})
+    token = lab.call(lab.server.mint_token, ns, "bot")
+    claims = token_claims(lab.server.signing_key, token)
+    assert claims["sub"] == f"system:serviceaccount:{ns}:bot"
+    st, review = raw.with_token(token)("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                       {"apiVersion": "authentication.k8s.io/v1",
+                                        "kind": "SelfSubjectReview"})
+    assert st == 201
+    info = review["status"]["userInfo"]
+    assert info["username"] == f"system:serviceaccount:{ns}:bot"
+    assert set(info["groups"]) == {"system:serviceaccounts", f"system:serviceaccounts:{ns}",
+                                   "system:authenticated"}
+    # a token made offline with the signing key works the same
+    offline = mint_token(lab.server.signing_key, ns, "bot")
+    assert raw.with_token(offline)("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+                                   {})[0] == 201
+    # deleting the ServiceAccount revokes its tokens
+    raw("DELETE", f"/api/v1/namespaces/{ns}/serviceaccounts/bot")
+    assert raw.with_token(token)("GET", "/api")[0] == 401
+    assert raw.with_token(mint_token(b"other-key", ns, "bot"))("GET", "/api")[0] == 401
+
+
+def test_token_request_subresource(raw, ns):
+    raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "tr"}})
+    st, tr = raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/tr/token",
+                 {"spec": {"expirationSeconds": 600}})
+    assert st == 201 and tr["kind"] == "TokenRequest" and tr["status"]["token"]
+    st, review = raw("POST", "/apis/authentication.k8s.io/v1/tokenreviews",
+                     {"spec": {"token": tr["status"]["token"]}})
+    assert review["status"]["authenticated"] is True
+    assert review["status"]["user"]["username"] == f"system:serviceaccount:{ns}:tr"
+
+
+@pytest.fixture()
+def sa_in_ns(lab, raw, ns):
+    """A ServiceAccount with a Role in `ns` only: all verbs on configmaps, get on one secret,
+    and patch on slices/status."""
+    raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "agent"}})
+    raw("POST", f"{RBAC}/namespaces/{ns}/roles", {"metadata": {"name": "r"}, "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["*"]},
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+         "resourceNames": ["allowed"]},
+        {"apiGroups": ["wgslice.io"], "resources": ["slices/status"], "verbs": ["patch"]}]})
+    raw("POST", f"{RBAC}/namespaces/{ns}/rolebindings", {
+        "metadata": {"name": "rb"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+        "subjects": [{"kind": "ServiceAccount", "name": "agent", "namespace": ns}]})
+    return raw.with_token(lab.call(lab.server.mint_token, ns, "agent"))
+
+
+def test_rbac_namespace_bound_sa_is_refused_elsewhere(sa_in_ns, raw, ns):
+    sa = sa_in_ns
+    user = f"system:serviceaccount:{ns}:agent"
+    assert sa("POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "c"}})[0] \
+        == 201
+    assert sa("GET", f"/api/v1/namespaces/{ns}/configmaps")[0] == 200
+    st, body = sa("GET", "/api/v1/namespaces/default/configmaps")
+    assert st == 403 and body["reason"] == "Forbidden"
+    assert body["message"] == (f'configmaps is forbidden: User "{user}" cannot list resource '
+                               f'"configmaps" in API group "" in the namespace "default"')
+    st, body = sa("GET", "/api/v1/configmaps")  # all namespaces = cluster scope
+    assert st == 403 and body["message"].endswith("at the cluster scope")
+    st, body = sa("GET", f"/api/v1/namespaces/{ns}/pods/x")
+    assert st == 403 and body["message"] == (
+        f'pods "x" is forbidden: User "{user}" cannot get resource "pods" in API group "" '
+        f'in the namespace "{ns}"')
+
+
+def test_rbac_resource_names_and_subresources(sa_in_ns, raw, ns, lab):
+    sa = sa_in_ns
+    raw("POST", f"/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": "allowed"}})
+    raw("POST", f"/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": "other"}})
+    assert sa("GET", f"/api/v1/namespaces/{ns}/secrets/allowed")[0] == 200
+    assert sa("GET", f"/api/v1/namespaces/{ns}/secrets/other")[0] == 403
+    assert sa("GET", f"/api/v1/namespaces/{ns}/secrets")[0] == 403
+    raw("POST", CRD_PATH, crd(kind="Slice"))
+    path = f"/apis/wgslice.io/v1alpha1/namespaces/{ns}/slices"
+    raw("POST", path, {"metadata": {"name": "s"}})
+    st, _ = sa("PATCH", path + "/s/status", {"status": {"up": 1}}, "application/merge-patch+json")
+    assert st == 200
+    st, body = sa("PATCH", path + "/s", {"spec": {}}, "application/merge-patch+json")
+    assert st == 403 and 'cannot patch resource "slices" in API group "wgslice.io"' in \
+        body["message"]
+
+
+def test_rbac_cluster_scope_message_for_custom_resource(lab, raw, ns):
+    raw("POST", CRD_PATH, crd(kind="Slicec", scope="Cluster"))
+    raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "b"}})
+    sa = raw.with_token(lab.call(lab.server.mint_token, ns, "b"))
+    st, body = sa("GET", "/apis/wgslice.io/v1alpha1/slicecs/x")
+    assert st == 403
+    assert body["message"] == (f'slicecs.wgslice.io "x" is forbidden: User '
+                               f'"system:serviceaccount:{ns}:b" cannot get resource "slicecs" '
+                               'in API group "wgslice.io" at the cluster scope')
+    assert body["details"] == {"name": "x", "group": "wgslice.io", "kind": "slicecs"}
+
+
+def test_cluster_role_binding_to_group_and_aggregation(lab, raw, ns):
+    raw("POST", f"{RBAC}/clusterroles", {"metadata": {"name": f"agg-{ns}"},
+                                         "aggregationRule": {"clusterRoleSelectors": [
+                                             {"matchLabels": {"agg": ns}}]}})
+    raw("POST", f"{RBAC}/clusterroles", {"metadata": {"name": f"part-{ns}",
+                                                      "labels": {"agg": ns}},
+                                         "rules": [{"apiGroups": [""], "resources": ["nodes"],
+                                                    "verbs": ["list"]}]})
+    raw("POST", f"{RBAC}/clusterrolebindings", {
+        "metadata": {"name": f"crb-{ns}"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": f"agg-{ns}"},
+        "subjects": [{"kind": "Group", "name": f"team-{ns}"}]})
+    lab.call(lab.server.add_user_token, f"tok-{ns}", "alice", (f"team-{ns}",))
+    alice = raw.with_token(f"tok-{ns}")
+    assert alice("GET", "/api/v1/nodes")[0] == 200
+    assert alice("GET", "/api/v1/namespaces")[0] == 403
+    raw("DELETE", f"{RBAC}/clusterrolebindings/crb-{ns}")
+    assert alice("GET", "/api/v1/nodes")[0] == 403
+
+
+def test_self_subject_access_review(sa_in_ns, ns):
+    def can(verb: str, resource: str, namespace: str, sub: str = "") -> bool:
+        st, r = sa_in_ns("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": {"verb": verb, "resource": resource,
+                                            "namespace": namespace, "subresource": sub,
+                                            "group": "wgslice.io" if sub else ""}}})
+        assert st == 201
+        return r["status"]["allowed"]
+
+    assert can("delete", "configmaps", ns)
+    assert not can("delete", "configmaps", "default")
+    assert can("patch", "slices", ns, "status")
+    assert not can("get", "pods", ns)
+
+
+def test_raw_helper_without_tls(lab):
+    """tls=False serves plain HTTP (usable by tools that send tokens over http)."""
+    from labapi_helpers import start
+    st = start(cluster_name="plain", tls=False)
+    try:
+        assert st.url.startswith("http://")
+        assert Raw(st.server)("GET", "/api/v1/namespaces")[0] == 200
+    finally:
+        st.stop()

@@ -1,0 +1,102 @@
+"""Watch: ?watch=1 and /watch/ paths, resourceVersion resume, timeoutSeconds, bookmarks,
+410 Gone as an ERROR event, sendInitialEvents, and the official client's Watch."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
+from labapi_helpers import Raw, start
+
+CM = "/api/v1/namespaces/{ns}/configmaps"
+
+
+def test_watch_from_resource_version_replays_changes(raw, ns):
+    _, lst = raw("GET", CM.format(ns=ns))
+    rv = lst["metadata"]["resourceVersion"]
+    raw("POST", CM.format(ns=ns), {"metadata": {"name": "w", "labels": {"a": "b"}}})
+    raw("PATCH", CM.format(ns=ns) + "/w", {"data": {"k": "v"}}, "application/merge-patch+json")
+    raw("DELETE", CM.format(ns=ns) + "/w")
+    events = raw.watch(CM.format(ns=ns) + f"?watch=1&resourceVersion={rv}&timeoutSeconds=1")
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
+    rvs = [int(e["object"]["metadata"]["resourceVersion"]) for e in events]
+    assert rvs == sorted(rvs) and rvs[0] > int(rv)
+
+
+def test_watch_path_without_version_starts_with_current_objects(raw, ns):
+    raw("POST", CM.format(ns=ns), {"metadata": {"name": "x1"}})
+    raw("POST", CM.format(ns=ns), {"metadata": {"name": "x2"}})
+    events = raw.watch(f"/api/v1/watch/namespaces/{ns}/configmaps?timeoutSeconds=1")
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "x1"), ("ADDED", "x2")]
+    one = raw.watch(f"/api/v1/watch/namespaces/{ns}/configmaps/x2?timeoutSeconds=1")
+    assert [e["object"]["metadata"]["name"] for e in one] == ["x2"]
+
+
+def test_watch_live_events_with_selector(raw, ns):
+    got: list = []
+
+    def reader() -> None:
+        got.extend(raw.watch(CM.format(ns=ns) + "?watch=true&labelSelector=w%3D1"
+                             "&timeoutSeconds=2&resourceVersion=" + rv))
+
+    _, lst = raw("GET", CM.format(ns=ns))
+    rv = lst["metadata"]["resourceVersion"]
+    t = threading.Thread(target=reader)
+    t.start()
+    time.sleep(0.3)
+    raw("POST", CM.format(ns=ns), {"metadata": {"name": "in", "labels": {"w": "1"}}})
+    raw("POST", CM.format(ns=ns), {"metadata": {"name": "out", "labels": {"w": "2"}}})
+    t.join(5)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in got] == [("ADDED", "in")]
+
+
+def test_bookmarks_and_timeout(raw, ns):
+    _, lst = raw("GET", CM.format(ns=ns))
+    t0 = time.monotonic()
+    events = raw.watch(CM.format(ns=ns) + "?watch=1&allowWatchBookmarks=true&timeoutSeconds=1"
+                       f"&resourceVersion={lst['metadata']['resourceVersion']}")
+    assert 0.9 < time.monotonic() - t0 < 3
+    marks = [e for e in events if e["type"] == "BOOKMARK"]
+    assert marks and marks[0]["object"]["kind"] == "ConfigMap"
+    assert int(marks[0]["object"]["metadata"]["resourceVersion"]) >= int(
+        lst["metadata"]["resourceVersion"])
+
+
+def test_send_initial_events_ends_with_bookmark(raw, ns):
+    raw("POST", CM.format(ns=ns), {"metadata": {"name": "i1"}})
+    events = raw.watch(CM.format(ns=ns) + "?watch=1&sendInitialEvents=true&allowWatchBookmarks="
+                       "true&resourceVersionMatch=NotOlderThan&timeoutSeconds=1")
+    assert events[0]["type"] == "ADDED"
+    end = events[1]
+    assert end["type"] == "BOOKMARK"
+    assert end["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_too_old_resource_version_gives_410_error_event():
+    st = start(cluster_name="small-history", history=5)
+    try:
+        raw = Raw(st.server)
+        for i in range(10):
+            raw("POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": f"c{i}"}})
+        events = raw.watch("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion=1"
+                           "&timeoutSeconds=1")
+        assert len(events) == 1 and events[0]["type"] == "ERROR"
+        status = events[0]["object"]
+        assert status["kind"] == "Status" and status["code"] == 410
+        assert status["reason"] == "Expired"
+        assert status["message"].startswith("too old resource version: 1")
+    finally:
+        st.stop()
+
+
+def test_official_client_watch(api_client, raw, ns):
+    core = k8s.CoreV1Api(api_client)
+    raw("POST", CM.format(ns=ns), {"metadata": {"name": "o1"}})
+    w = k8s_watch.Watch()
+    seen = []
+    for ev in w.stream(core.list_namespaced_config_map, ns, timeout_seconds=1):
+        seen.append((ev["type"], ev["object"].metadata.name))
+    assert ("ADDED", "o1") in seen
