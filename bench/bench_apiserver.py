@@ -47,7 +47,7 @@ class Client:
 
 def pct(samples: list[float], p: float) -> float:
     s = sorted(samples)
-    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
 def run(sizes: list[int], requests: int) -> list[tuple[int, str, float, float, float]]:

@@ -70,16 +70,18 @@ class _Allocator:
         self.errors: list[IpamError] = []
         self.conflicts: list[IpamError] = []
         self.free: dict[str, FreeSpace] = {}
+        self.defaults = [p for p in self.pools.values() if p.default]
+        self.problems = {name: _pool_problem(p) for name, p in self.pools.items()}
         self.claims: dict[int, list[tuple[int, int]]] = {32: [], 128: []}
         for item in sorted(avoid, key=lambda a: (a.cidr.version, span(a.cidr), a.owner)):
-            self._own(item.cidr, f"{item.owner} {item.cidr}", None)
+            self._own(item.cidr, f"{item.owner} ", "", None)
         for pool in self.pools.values():
             for i, net in enumerate(pool.reserved):
-                self._own(net, f"OverlayPool {pool.name} spec.reservedCIDRs[{i}] {net}", None)
+                self._own(net, f"OverlayPool {pool.name} spec.reservedCIDRs[{i}] ", "", None)
 
-    def _own(self, net: Network, label: str, slice_name: str | None) -> None:
-        self.index.add(net.max_prefixlen, int(net.network_address), net.prefixlen, label,
-                       slice_name)
+    def _own(self, net: Network, before: str, after: str, slice_name: str | None) -> None:
+        self.index.add(net.max_prefixlen, Owned(int(net.network_address), net.prefixlen,
+                                                before, net, after, slice_name))
 
     def _overlaps(self, net: Network, exclude: str | None = None) -> list[Owned]:
         found = self.index.overlapping(net.max_prefixlen, int(net.network_address),
@@ -97,7 +99,7 @@ class _Allocator:
         released = tuple(a for n, a in stored.items() if n not in wanted)
         kept = {n: a for n, a in stored.items() if n in wanted}
         for name, alloc in kept.items():
-            self._own(alloc.cidr, f"Slice {name} (allocated {alloc.cidr})", name)
+            self._own(alloc.cidr, f"Slice {name} (allocated ", ")", name)
         out: dict[str, SliceAllocation] = {}
         for name, alloc in kept.items():
             others = self._overlaps(alloc.cidr, exclude=name)
@@ -261,7 +263,7 @@ class _Allocator:
                 f"Slice {name} spec.cidr {cidr} overlaps {_overlap_text(others)}; choose a CIDR "
                 f"that overlaps nothing else, or remove spec.cidr to draw one from a pool"))
             return None
-        self._own(cidr, f"Slice {name} (allocated {cidr})", name)
+        self._own(cidr, f"Slice {name} (allocated ", ")", name)
         return self._new(req, bits, int(cidr.network_address), plen, None, sub_len, members)
 
     def _resolve_pool(self, req: SliceRequest) -> Pool | None:
@@ -274,7 +276,7 @@ class _Allocator:
                     f"Slice {name} spec.pool names OverlayPool {req.pool}, which does not exist; "
                     f"create it or name an existing pool ({known})"))
         else:
-            defaults = [p for p in self.pools.values() if p.default]
+            defaults = self.defaults
             if len(defaults) != 1:
                 what = ("no OverlayPool is marked default" if not defaults else
                         "several OverlayPools are marked default ("
@@ -286,7 +288,7 @@ class _Allocator:
             pool = defaults[0]
         if pool is None:
             return None
-        problem = _pool_problem(pool)
+        problem = self.problems[pool.name]
         if problem:
             self._error(name, "spec.pool", f"Slice {name} cannot draw from OverlayPool "
                                            f"{pool.name}: {problem}")
@@ -396,5 +398,6 @@ def _describe(free: FreeSpace) -> str:
         return "none"
     count = len(free.blocks())
     net = make_network(free.bits, *largest)
-    return (f"{free.total():,} addresses in {count} block(s), the largest {net} "
-            f"(/{largest[1]})")
+    total = free.total()
+    amount = f"{total:,}" if total < 1 << 32 else f"about 2^{total.bit_length() - 1}"
+    return f"{amount} addresses in {count} block(s), the largest {net} (/{largest[1]})"

@@ -111,12 +111,22 @@ class FreeSpace:
 
 @dataclass(frozen=True)
 class Owned:
-    """A range somebody owns or asked us to avoid, with a label for error messages."""
+    """A range somebody owns or asked us to avoid, labelled for error messages.
+
+    The label is `before + str(net) + after`, built only when an error needs it: formatting
+    10,000 networks up front would cost more than allocating them.
+    """
 
     start: int
     prefixlen: int
-    label: str
+    before: str
+    net: object
+    after: str = ""
     slice: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.before}{self.net}{self.after}"
 
 
 class OwnerIndex:
@@ -129,11 +139,9 @@ class OwnerIndex:
         self._lens: dict[int, set[int]] = {}
         self._seq = 0
 
-    def add(
-        self, bits: int, start: int, prefixlen: int, label: str, slice_name: str | None
-    ) -> None:
+    def add(self, bits: int, item: Owned) -> None:
         """Record one owned range (duplicates are fine)."""
-        item = Owned(start, prefixlen, label, slice_name)
+        start, prefixlen = item.start, item.prefixlen
         self._exact.setdefault((bits, start, prefixlen), []).append(item)
         self._seq += 1
         insort(self._sorted.setdefault(bits, []), (start, prefixlen, self._seq, item))

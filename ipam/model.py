@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
+from operator import itemgetter
 from types import MappingProxyType
 
 Network = IPv4Network | IPv6Network
@@ -74,7 +75,7 @@ class SliceAllocation:
     subnets: tuple[tuple[str, Network], ...] = ()
 
     def __post_init__(self) -> None:
-        ordered = tuple(sorted(self.subnets, key=lambda pair: pair[0]))
+        ordered = tuple(sorted(self.subnets, key=itemgetter(0)))
         if ordered != self.subnets:
             object.__setattr__(self, "subnets", ordered)
 

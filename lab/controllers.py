@@ -20,6 +20,7 @@ import string
 import time
 from typing import Any
 
+from wgslice.lab import events
 from wgslice.lab.kubeclient import ApiError, Client, Informer, path_for
 
 log = logging.getLogger("wgslice.lab.controllers")
@@ -325,6 +326,10 @@ class ControllerManager:
                                                   meta["name"], "binding"), binding)
             except ApiError as exc:
                 log.warning("bind %s/%s: %s", meta["namespace"], meta["name"], exc)
+                continue
+            await events.record(self.client, p, "Scheduled",
+                                f"Successfully assigned {meta['namespace']}/{meta['name']} "
+                                f"to {target}", "default-scheduler")
 
 
 def _now() -> str:

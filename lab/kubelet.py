@@ -22,22 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wgslice.lab import events
 from wgslice.lab import netns as nx
 from wgslice.lab import runtime as rt
 from wgslice.lab import topology as topo
 from wgslice.lab.kubeclient import ApiError, Client, Informer, path_for
-from wgslice.lab.podspec import (
-    PRIVATE_DIRS,
-    ContainerPlan,
-    Mount,
-    PodSpecError,
-    configmap_data,
-    container_argv,
-    container_env,
-    is_project_image,
-    referenced_objects,
-    secret_data,
-)
+from wgslice.lab.podprep import PodPreparer
+from wgslice.lab.podspec import PodSpecError
 from wgslice.lab.podstatus import pod_status
 from wgslice.lab.state import LabDirs
 
@@ -87,6 +78,7 @@ class Kubelet:
         self.runs: dict[str, PodRun] = {}
         self.used_ips: dict[str, set[str]] = {n.name: set() for n in cluster.nodes}
         self.python = sys.executable
+        self.prep = PodPreparer(client, cluster, dirs, ca_file, self.python)
         self._tasks: set[asyncio.Task[None]] = set()
         pods.on_change(self.on_pod)
 
@@ -218,7 +210,7 @@ class Kubelet:
                 try:
                     if not run.netns:
                         await self._sandbox(run)
-                    plans, inits = await self._prepare(run, pod)
+                    plans, inits = await self.prep.prepare(run, pod)
                     break
                 except PodSpecError as exc:
                     self._waiting(run, pod, exc.reason, str(exc))
@@ -238,6 +230,10 @@ class Kubelet:
             run.containers = [rt.ContainerRun(plan=p, log_path=logs / f"{p.name}.log")
                               for p in plans]
             run.started = True
+            await self._annotate(run)
+            await events.record(self.client, pod, "Started",
+                                f"sandbox {run.netns}, IP {run.ip}; containers: "
+                                + ", ".join(run.names), "kubelet", host=node.name)
             log.info("pod %s/%s on %s: sandbox %s ip %s", run.namespace, run.name, node.name,
                      run.netns, run.ip)
         await self._report(run, pod)
@@ -260,6 +256,13 @@ class Kubelet:
             run.netns, run.host_veth, run.ip = name, veth, ip
         self._write_record(run)
 
+    async def _annotate(self, run: PodRun) -> None:
+        """Tell node-level agents where the pod's network namespace is (lab only)."""
+        with contextlib.suppress(ApiError):
+            await self.client.patch(path_for("v1", "pods", run.namespace, run.name),
+                                    {"metadata": {"annotations": {
+                                        "wgslice.io/lab-netns": run.netns}}})
+
     def _write_record(self, run: PodRun) -> None:
         rt.write_pod_record(run.dir / "pod.json", {
             "cluster": self.cluster.name, "namespace": run.namespace, "name": run.name,
@@ -270,137 +273,6 @@ class Kubelet:
                                          "log": str(c.log_path)}
                            for c in run.inits + run.containers},
         })
-
-    async def _prepare(self, run: PodRun, pod: Obj) -> tuple[list[ContainerPlan],
-                                                          list[ContainerPlan]]:
-        """Fetch what the pod refers to, write its volumes, and plan every container."""
-        spec = pod.get("spec") or {}
-        ns = run.namespace
-        secret_names, cm_names = referenced_objects(pod)
-        secrets: dict[str, dict[str, bytes]] = {}
-        cms: dict[str, dict[str, bytes]] = {}
-        for name in secret_names:
-            obj = await self.client.get(path_for("v1", "secrets", ns, name))
-            if obj is not None:
-                secrets[name] = secret_data(obj)
-        for name in cm_names:
-            obj = await self.client.get(path_for("v1", "configmaps", ns, name))
-            if obj is not None:
-                cms[name] = configmap_data(obj)
-        sa_dir = None
-        if spec.get("automountServiceAccountToken", True):
-            sa_dir = await self._service_account(run, spec)
-        volumes = self._volumes(run, spec, secrets, cms)
-        base_env = self._base_env(run, sa_dir)
-
-        def plan(c: Obj) -> ContainerPlan:
-            env = container_env(pod, c, pod_ip=run.ip, host_ip=run.node.ip, secrets=secrets,
-                                configmaps=cms)
-            mounts = []
-            for vm in c.get("volumeMounts") or []:
-                src = volumes.get(vm["name"])
-                if src is None:
-                    raise PodSpecError("CreateContainerConfigError",
-                                       f"volume {vm['name']!r} is not defined or not supported")
-                self._ensure_mount_point(vm["mountPath"])
-                mounts.append(Mount(src, vm["mountPath"], bool(vm.get("readOnly")),
-                                    vm.get("subPath", "")))
-            project = is_project_image(c.get("image", ""))
-            return ContainerPlan(name=c["name"], argv=container_argv(c, self.python),
-                                 env={**base_env, **env}, mounts=mounts, project=project)
-
-        plans = [plan(c) for c in spec.get("containers") or []]
-        inits = [plan(c) for c in spec.get("initContainers") or []]
-        return plans, inits
-
-    def _base_env(self, run: PodRun, sa_dir: str | None) -> dict[str, str]:
-        host, port = self.cluster.api_ip, str(self.cluster.api_port)
-        env = {
-            "HOSTNAME": run.node.name if run.host_network else run.name,
-            "KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port,
-            "KUBERNETES_SERVICE_PORT_HTTPS": port,
-            "KUBERNETES_PORT": f"tcp://{host}:{port}",
-            "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1",
-            "WGSLICE_LAB_CLUSTER": self.cluster.name,
-        }
-        if sa_dir:
-            env["WGSLICE_SA_DIR"] = sa_dir
-        return env
-
-    def _ensure_mount_point(self, target: str) -> None:
-        path = Path(target)
-        real = Path("/run" + target[len("/var/run"):]) if target.startswith("/var/run/") \
-            else path
-        if any(str(real) == d or str(real).startswith(d + "/") for d in PRIVATE_DIRS):
-            return
-        if path.exists():
-            return
-        top = path
-        while not top.parent.exists():
-            top = top.parent
-        self.dirs.record("dir", str(top))
-        path.mkdir(parents=True, exist_ok=True)
-
-    async def _service_account(self, run: PodRun, spec: Obj) -> str:
-        sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
-        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"audiences": [], "expirationSeconds": 86400,
-                         "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
-                                            "name": run.name, "uid": run.uid}}}
-        try:
-            resp = await self.client.create(
-                path_for("v1", "serviceaccounts", run.namespace, sa, "token"), body)
-        except ApiError as exc:
-            raise PodSpecError("CreateContainerConfigError",
-                               f"serviceaccount {sa!r} token: {exc}") from exc
-        token = (resp.get("status") or {}).get("token", "")
-        ca = Path(self.ca_file).read_bytes() if self.ca_file else b""
-        directory = run.dir / "serviceaccount"
-        rt.write_files(directory, {"token": token.encode(), "namespace":
-                                   run.namespace.encode(), "ca.crt": ca}, 0o644)
-        return str(directory)
-
-    def _volumes(self, run: PodRun, spec: Obj, secrets: dict[str, dict[str, bytes]],
-                 cms: dict[str, dict[str, bytes]]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for v in spec.get("volumes") or []:
-            name = v["name"]
-            target = run.dir / "volumes" / name
-            if "secret" in v or "configMap" in v:
-                src = v.get("secret") or v.get("configMap") or {}
-                ref = src.get("secretName") or src.get("name")
-                data = (secrets if "secret" in v else cms).get(ref)
-                if data is None and not src.get("optional"):
-                    raise PodSpecError("CreateContainerConfigError",
-                                       f"volume {name!r}: {ref!r} not found")
-                data = data or {}
-                if src.get("items"):
-                    data = {i["path"]: data[i["key"]] for i in src["items"] if i["key"] in data}
-                rt.write_files(target, data, 0o600 if "secret" in v else 0o644)
-            elif "projected" in v:
-                files: dict[str, bytes] = {}
-                for s in v["projected"].get("sources") or []:
-                    if "secret" in s:
-                        files.update(secrets.get(s["secret"]["name"], {}))
-                    elif "configMap" in s:
-                        files.update(cms.get(s["configMap"]["name"], {}))
-                    elif "serviceAccountToken" in s:
-                        tok = run.dir / "serviceaccount" / "token"
-                        if tok.exists():
-                            files[s["serviceAccountToken"].get("path", "token")] = \
-                                tok.read_bytes()
-                rt.write_files(target, files)
-            elif "emptyDir" in v:
-                target.mkdir(parents=True, exist_ok=True)
-            elif "hostPath" in v:
-                out[name] = v["hostPath"]["path"]
-                continue
-            elif "downwardAPI" in v:
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                continue
-            out[name] = str(target)
-        return out
 
     # -- running ----------------------------------------------------------------------
     def _waiting(self, run: PodRun, pod: Obj, reason: str, message: str) -> None:
@@ -492,6 +364,10 @@ class Kubelet:
     # -- stop -------------------------------------------------------------------------
     async def terminate(self, run: PodRun, pod: Obj | None) -> None:
         run.terminating = True
+        if pod is not None:
+            await events.record(self.client, pod, "Killing",
+                                "Stopping containers: " + ", ".join(run.names), "kubelet",
+                                host=run.node.name)
         async with run.lock:
             await asyncio.to_thread(rt.stop, run.inits + run.containers, run.grace)
             if run.netns and not run.host_network:

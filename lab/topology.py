@@ -108,6 +108,11 @@ class ClusterPlan:
         return f"https://{self.api_ip}:{self.api_port}"
 
     @property
+    def wan_url(self) -> str | None:
+        """The hub's endpoint on the WAN, as members' agents reach it (None for members)."""
+        return f"https://{self.api_wan_ip}:{self.api_port}" if self.api_wan_ip else None
+
+    @property
     def local_url(self) -> str:
         """The endpoint of the user's kubeconfig, in the root namespace (relayed)."""
         return f"https://127.0.0.1:{self.local_port}"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import yaml
 
+from wgslice.slice.crds import CRD_DIR
 from wgslice.slice.model import OverlayPool, parse_pool
-
-CRD_DIR = Path(__file__).parent / "crds"
 
 
 @cache

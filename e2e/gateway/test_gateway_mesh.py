@@ -203,3 +203,24 @@ def test_key_rotation_on_demand(mesh):
     mesh.wait_ping(mesh.ns("g3"), tunnel_ip(1), within=10)
     assert time.monotonic() - t0 < 5, took
     wait_for(lambda: all_connected(mesh, 1), 10, what="all connected after rotation")
+
+
+def test_scheduled_rotation_persists_each_new_key(mesh):
+    from wgslice.gateway.keys import FileKeyStore
+
+    store = FileKeyStore(mesh.gateways[3].dir / "key")
+    first = mesh.status(3).public_key
+    mesh.stop(3)
+    mesh.start(3, extra=("--rotate-every", "1"))
+    seen = {first}
+    wait_for(lambda: seen.add(mesh.status(3).public_key) or len(seen) >= 3, 6,
+             step=0.1, what="two scheduled rotations")
+    mesh.stop(3)
+    stored = store.load()
+    assert stored is not None and stored.public_key in seen - {first}
+    mesh.gateways[3].key = stored
+    mesh.start(3)  # normal schedule again; the peers get the latest key
+    for n in (1, 2):
+        mesh.write_config(n, mesh.config(n))
+    mesh.wait_ping(mesh.ns("g1"), tunnel_ip(3), within=10)
+    wait_for(lambda: all_connected(mesh, 3), 10, what="g3 connected with its new key")

@@ -86,7 +86,7 @@ def test_up_ready_fast_and_idempotent(lab: Lab) -> None:
     t0 = time.monotonic()
     assert lab.up(members=2, nodes=2).cluster_names == plan.cluster_names
     assert time.monotonic() - t0 < 2
-    with pytest.raises(UserError, match="already exists.*lab down"):
+    with pytest.raises(UserError, match=r"already exists.*lab down"):
         lab.up(members=3, nodes=2)
     nodes = lab.kubectl("get", "nodes", "-o", "json", context="c1").stdout
     items = json.loads(nodes)["items"]
@@ -113,7 +113,9 @@ def test_kubectl_deployment_becomes_ready(lab: Lab) -> None:
     assert {p["spec"]["nodeName"] for p in pods} == {"c1-node-1", "c1-node-2"}
     described = lab.kubectl("describe", "pod", pods[0]["metadata"]["name"], context="c1")
     assert "Ready" in described.stdout and "Running" in described.stdout
+    assert "Scheduled" in described.stdout and "Started" in described.stdout  # events
     netns = {lab.pod_record("c1", "default", p["metadata"]["name"])["netns"] for p in pods}
+    assert {p["metadata"]["annotations"]["wgslice.io/lab-netns"] for p in pods} == netns
     assert all(nx.exists(n) for n in netns)
     lab.kubectl("delete", "deployment", "web", context="c1")
     deadline = time.monotonic() + 20
@@ -219,7 +221,10 @@ spec:
     cs = status["containerStatuses"][0]
     assert cs["restartCount"] >= 1
     assert cs["lastState"]["terminated"]["exitCode"] == 3
-    assert lab.logs("c1", "default", "crash").count("started") >= 2
+    while lab.logs("c1", "default", "crash").count("started") < 2 and \
+            time.monotonic() < deadline + 5:
+        time.sleep(0.1)
+    assert lab.logs("c1", "default", "crash").count("started") >= 2  # one log across restarts
     lab.kubectl("delete", "pod", "crash", "--wait=false", context="c1")
 
 

@@ -2,12 +2,14 @@
 
 Runtime: cel-python (``celpy``, pure Python, already a dependency). It evaluates CEL with the
 spec's error semantics (``false && error`` is false, an untaken ternary branch may error) and
-lets us add *typed* values, so ``cidr(x)`` is an opaque CIDR as in Kubernetes and
-``cidr(x) == 'x'`` is a type error rather than a silent string comparison. The Rust-based
-``common-expression-language`` was ~10x faster per evaluation but can neither return opaque
-values from Python functions nor override ``string()``; a lab API server's few writes per
-second do not need the speed. Its CompiledRunner is not used: it mis-evaluates an erroring
-ternary branch that is not taken.
+lets us add *typed* values, so ``cidr(x)`` is an opaque CIDR as in Kubernetes (it never
+equals a string; ``cidr(a) == cidr(a).masked()`` compares networks). The Rust-based
+``common-expression-language`` was ~10x faster per evaluation (~40 us against ~400 us) but
+can neither return opaque values from Python functions nor override ``string()``; the lab's
+few writes per second do not need the speed, and validation.py memoizes rule outcomes.
+cel-python's CompiledRunner is not used: it mis-evaluates an erroring ternary branch that is
+not taken. cel-python does not type-check, so `call_style_problems` refuses the call forms
+cel-go would reject at CRD creation (``cidr(x).string()``, ``masked(c)``).
 
 On top of the CEL standard library this registers what the Kubernetes API server adds and
 our CRDs (or plausible ones) use:

@@ -185,6 +185,9 @@ def test_status_cidr_immutable(check: Check) -> None:
     new["status"] = {"pool": "default"}
     _, errs = check(new, old, "status")
     assert [e.field for e in errs] == ["status.cidr"] and "cannot be removed" in errs[0].message
+    del new["status"]
+    _, errs = check(new, old, "status")
+    assert [e.field for e in errs] == ["status.cidr"] and "cannot be removed" in errs[0].message
     new["status"] = {**ALLOCATED, "summary": "1/1"}
     stored, errs = check(new, old, "status")
     assert errs == [] and stored["status"]["summary"] == "1/1"

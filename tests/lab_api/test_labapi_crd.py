@@ -45,7 +45,7 @@ def gadgets(lab):
 
 
 def test_crd_is_established_and_discoverable(raw, gadgets):
-    st, c = raw("GET", CRD_PATH + "/gadgets.wgslice.io")
+    _st, c = raw("GET", CRD_PATH + "/gadgets.wgslice.io")
     conds = {x["type"]: x["status"] for x in c["status"]["conditions"]}
     assert conds == {"NamesAccepted": "True", "Established": "True"}
     _, groups = raw("GET", "/apis")
@@ -70,7 +70,7 @@ def test_namespaced_custom_resource_crud_and_status(raw, ns):
     assert w["metadata"]["generation"] == 2
     _, lst = raw("GET", "/apis/wgslice.io/v1alpha1/widgets")  # across namespaces
     assert lst["kind"] == "WidgetList" and [i["metadata"]["name"] for i in lst["items"]] == ["w1"]
-    st, body = raw("PATCH", path + "/w1", {"spec": {}}, "application/strategic-merge-patch+json")
+    st, _body = raw("PATCH", path + "/w1", {"spec": {}}, "application/strategic-merge-patch+json")
     assert st == 415
 
 
@@ -120,7 +120,7 @@ def test_printer_columns_table(raw, gadgets):
 
 
 def test_builtin_table_fallback_columns(raw, ns):
-    st, table = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", headers={"Accept": TABLE})
+    _st, table = raw("GET", f"/api/v1/namespaces/{ns}/configmaps", headers={"Accept": TABLE})
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
 
 

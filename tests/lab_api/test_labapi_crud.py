@@ -17,7 +17,7 @@ def test_create_sets_server_metadata_and_201(raw, ns):
     assert md["uid"] and md["creationTimestamp"].endswith("Z")
     assert int(md["resourceVersion"]) > 0 and md["generation"] == 1
     assert obj["kind"] == "ConfigMap" and obj["apiVersion"] == "v1"
-    st2, obj2 = raw("POST", CM.format(ns=ns), {"metadata": {"name": "b"}})
+    _st2, obj2 = raw("POST", CM.format(ns=ns), {"metadata": {"name": "b"}})
     assert int(obj2["metadata"]["resourceVersion"]) > int(md["resourceVersion"])
 
 

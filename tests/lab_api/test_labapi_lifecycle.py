@@ -27,7 +27,7 @@ def test_delete_with_finalizer_sets_deletion_timestamp_until_removed(raw, ns):
     st, obj = raw("GET", path + "/f")
     assert st == 200 and obj["metadata"]["deletionTimestamp"]
     # no new finalizers on an object being deleted
-    st, body = raw("PATCH", path + "/f", {"metadata": {"finalizers": ["x/y", "x/z", "x/new"]}},
+    st, _body = raw("PATCH", path + "/f", {"metadata": {"finalizers": ["x/y", "x/z", "x/new"]}},
                    MERGE)
     assert st == 422
     raw("PATCH", path + "/f", {"metadata": {"finalizers": ["x/z"]}}, MERGE)
@@ -75,7 +75,7 @@ def test_garbage_collection_foreground(raw, ns):
     path = CM.format(ns=ns)
     _, owner = raw("POST", path, {"metadata": {"name": "fg"}})
     raw("POST", path, _owned(ns, "fg-dep", owner, block=True))
-    st, obj = raw("DELETE", path + "/fg", {"propagationPolicy": "Foreground"})
+    st, _obj = raw("DELETE", path + "/fg", {"propagationPolicy": "Foreground"})
     assert st in (200, 202)
     assert wait_for(lambda: raw("GET", path + "/fg-dep")[0] == 404)
     assert wait_for(lambda: raw("GET", path + "/fg")[0] == 404)
@@ -117,7 +117,35 @@ def test_new_namespace_gets_default_service_account(raw, ns):
 def test_delete_preconditions(raw, ns):
     path = CM.format(ns=ns)
     raw("POST", path, {"metadata": {"name": "pc"}})
-    st, body = raw("DELETE", path + "/pc", {"preconditions": {"uid": "wrong"}})
+    st, _body = raw("DELETE", path + "/pc", {"preconditions": {"uid": "wrong"}})
     assert st == 409
     assert raw("DELETE", path + "/pc")[0] == 200
     assert raw("DELETE", path + "/pc")[0] == 404
+
+
+def test_graceful_pod_deletion_and_binding():
+    """With graceful_pod_deletion (for the lab kubelet), a bound pod stays Terminating until
+    deleted again with gracePeriodSeconds=0; pods/binding sets spec.nodeName once."""
+    from labapi_helpers import Raw, start
+    st = start(cluster_name="graceful", graceful_pod_deletion=True)
+    try:
+        raw = Raw(st.server)
+        path = "/api/v1/namespaces/default/pods"
+        raw("POST", path, {"metadata": {"name": "p"}, "spec": {
+            "terminationGracePeriodSeconds": 5, "containers": [{"name": "c", "image": "i"}]}})
+        s, _ = raw("POST", path + "/p/binding", {"apiVersion": "v1", "kind": "Binding",
+                                                 "metadata": {"name": "p"},
+                                                 "target": {"kind": "Node", "name": "n1"}})
+        assert s == 201 and raw("GET", path + "/p")[1]["spec"]["nodeName"] == "n1"
+        assert raw("POST", path + "/p/binding", {"target": {"name": "n2"}})[0] == 409
+        s, pod = raw("DELETE", path + "/p")
+        assert s == 202 and pod["metadata"]["deletionGracePeriodSeconds"] == 5
+        assert raw("GET", path + "/p")[0] == 200
+        assert raw("DELETE", path + "/p", {"gracePeriodSeconds": 0})[0] == 200
+        assert raw("GET", path + "/p")[0] == 404
+        # an unbound pod goes at once
+        raw("POST", path, {"metadata": {"name": "q"}, "spec": {"containers": [
+            {"name": "c", "image": "i"}]}})
+        assert raw("DELETE", path + "/q")[0] == 200
+    finally:
+        st.stop()

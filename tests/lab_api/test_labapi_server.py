@@ -3,11 +3,9 @@ entry point, and the programmatic API (kubeconfig, tokens)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml

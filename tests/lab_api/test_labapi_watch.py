@@ -100,3 +100,14 @@ def test_official_client_watch(api_client, raw, ns):
     for ev in w.stream(core.list_namespaced_config_map, ns, timeout_seconds=1):
         seen.append((ev["type"], ev["object"].metadata.name))
     assert ("ADDED", "o1") in seen
+
+
+def test_watch_as_table_for_kubectl_get_watch(raw, ns):
+    raw("POST", CM.format(ns=ns), {"metadata": {"name": "t1"}})
+    with raw.open("GET", CM.format(ns=ns) + "?watch=1&timeoutSeconds=1",
+                  headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}) as r:
+        import json
+        events = [json.loads(x) for x in r.read().decode().splitlines() if x]
+    table = events[0]["object"]
+    assert events[0]["type"] == "ADDED" and table["kind"] == "Table"
+    assert table["rows"][0]["cells"][0] == "t1"

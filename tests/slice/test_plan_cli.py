@@ -79,7 +79,7 @@ BAD_CASES = {
     # file: (field named on stderr, words that say what is wrong or what to do)
     "malformed-cidr": ("spec.cidr", "not a valid CIDR"),
     "non-canonical-cidr": ("spec.cidr", "did you mean 10.230.0.0/16"),
-    "prefix-too-small": ("spec.cidr", "members"),
+    "prefix-too-small": ("spec.subnetPrefixLength", "members"),
     "unknown-member": ("spec.members[1]", "'south' does not exist"),
     "duplicate-members": ("spec.members[2]", "listed twice"),
     "duplicate-namespaces": ("spec.namespaces[1].name", "listed twice"),

@@ -76,15 +76,36 @@ def iter_documents(paths: list[str]) -> Iterator[tuple[Mapping[str, Any], str]]:
 
 def run(args: argparse.Namespace) -> int:
     from wgslice.slice import defaults, planner
-    from wgslice.slice.model import parse_inventory
+    from wgslice.slice.crds import validate_object
+    from wgslice.slice.model import Problem, parse_inventory
 
-    inventory, problems, notes = parse_inventory(iter_documents(args.paths))
+    # First what the API server itself would refuse (schema and CEL): `plan` must refuse at
+    # least that. Where the controller's own check of the same field says more about what
+    # to do, its words are shown instead. Objects the API accepts go on to the planner.
+    problems: list[Problem] = []
+    accepted = []
+    for doc, source in iter_documents(args.paths):
+        found = validate_object(doc, source)
+        if not found:
+            accepted.append((doc, source))
+            continue
+        _, ours, _ = parse_inventory([(doc, source)])
+        for p in found:
+            better = [
+                o
+                for o in ours
+                if o.field == p.field or o.field.startswith((p.field + ".", p.field + "["))
+            ]
+            problems.extend(better or [p])
+    inventory, more, notes = parse_inventory(accepted)
+    problems.extend(more)
+    result = planner.plan(inventory, default_pools=defaults.default_pools())
+    problems.extend(result.problems)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    result = planner.plan(inventory, default_pools=defaults.default_pools())
-    problems = [*problems, *result.problems]
+    problems = sorted(set(problems))
     if problems:
-        for p in sorted(problems):
+        for p in problems:
             print(f"error: {p}", file=sys.stderr)
         print(f"wgslice plan: {len(problems)} problem(s); nothing planned", file=sys.stderr)
         return 1
