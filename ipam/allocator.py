@@ -101,8 +101,9 @@ class _Allocator:
         for name, alloc in kept.items():
             self._own(alloc.cidr, f"Slice {name} (allocated ", ")", name)
         out: dict[str, SliceAllocation] = {}
+        tangled = self.index.tangled_slices()
         for name, alloc in kept.items():
-            others = self._overlaps(alloc.cidr, exclude=name)
+            others = self._overlaps(alloc.cidr, exclude=name) if name in tangled else None
             if others:
                 self.conflicts.append(IpamError(name, "status.cidr", (
                     f"Slice {name} keeps its allocated CIDR {alloc.cidr}, which now overlaps "
@@ -168,6 +169,8 @@ class _Allocator:
         missing = [m for m in members if m not in subnets]
         if missing:
             self._carve(name, cidr, sub_len, subnets, missing)
+        elif len(subnets) == len(alloc.subnets) and sub_len == alloc.subnet_prefix_length:
+            return alloc  # unchanged: spare building an identical object
         return SliceAllocation(name, cidr, alloc.pool, sub_len,
                                tuple(sorted(subnets.items())))
 

@@ -164,6 +164,26 @@ class OwnerIndex:
         found.sort(key=lambda o: (o.start, o.prefixlen, o.label))
         return found
 
+    def tangled_slices(self) -> set[str]:
+        """Names of slices whose range overlaps some other owned range (one sweep).
+
+        Owned ranges are CIDRs, so they nest or are disjoint: in address order (larger
+        first at equal start) a range overlaps an earlier one exactly when it starts before
+        the furthest end seen so far, and the range owning that end overlaps it too.
+        """
+        found: set[str] = set()
+        for bits, items in self._sorted.items():
+            furthest, holder = -1, None
+            for start, prefixlen, _seq, item in items:
+                end = start + (1 << (bits - prefixlen))
+                if start < furthest and holder is not None:
+                    for hit in (item, holder):
+                        if hit.slice is not None:
+                            found.add(hit.slice)
+                if end > furthest:
+                    furthest, holder = end, item
+        return found
+
     def intervals(self, bits: int) -> list[tuple[int, int]]:
         """All owned ranges of one family as half-open intervals."""
         items = self._sorted.get(bits, [])

@@ -30,6 +30,7 @@ from wgslice.lab.kubeclient import ApiError, Client, Informer, path_for
 from wgslice.lab.podprep import PodPreparer
 from wgslice.lab.podspec import PodSpecError
 from wgslice.lab.podstatus import pod_status
+from wgslice.lab.probes import run_probe
 from wgslice.lab.state import LabDirs
 
 log = logging.getLogger("wgslice.lab.kubelet")
@@ -300,7 +301,41 @@ class Kubelet:
             changed = self._step(run, now)
             if changed:
                 self._write_record(run)
+            for c in run.containers:
+                if c.running and not c.probing and now >= c.next_probe and (
+                        c.plan.readiness or c.plan.liveness):
+                    c.probing = True
+                    self._spawn(self._probe(run, c))
             await self._report(run)
+
+    async def _probe(self, run: PodRun, c: rt.ContainerRun) -> None:
+        """Run the container's readiness and liveness probes once; act on thresholds."""
+        try:
+            pid = c.proc.pid if c.proc else None
+            period = 10.0
+            for kind, probe in (("readiness", c.plan.readiness), ("liveness", c.plan.liveness)):
+                if not probe:
+                    continue
+                period = min(period, float(probe.get("periodSeconds", 10)))
+                ok = await run_probe(probe, ip=run.ip, netns=run.netns, pid=pid,
+                                     project=c.plan.project, ports=c.plan.ports)
+                threshold = int(probe.get("failureThreshold", 3))
+                if kind == "readiness":
+                    c.ready_failures = 0 if ok else c.ready_failures + 1
+                    if ok:
+                        c.probe_ready = True
+                    elif c.ready_failures >= threshold:
+                        c.probe_ready = False
+                else:
+                    c.live_failures = 0 if ok else c.live_failures + 1
+                    if c.live_failures >= threshold and c.proc is not None:
+                        log.info("liveness probe of %s/%s/%s failed %d times: restarting",
+                                 run.namespace, run.name, c.plan.name, c.live_failures)
+                        c.live_failures = 0
+                        await asyncio.to_thread(rt.stop, [c], run.grace)
+            c.next_probe = time.monotonic() + period
+        finally:
+            c.probing = False
 
     def _step(self, run: PodRun, now: float) -> bool:
         changed = False

@@ -75,8 +75,12 @@ class PodPreparer:
                 mounts.append(Mount(src, vm["mountPath"], bool(vm.get("readOnly")),
                                     vm.get("subPath", "")))
             project = is_project_image(c.get("image", ""))
+            ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or []
+                     if p.get("name")}
             return ContainerPlan(name=c["name"], argv=container_argv(c, self.python),
-                                 env={**base_env, **env}, mounts=mounts, project=project)
+                                 env={**base_env, **env}, mounts=mounts, project=project,
+                                 readiness=c.get("readinessProbe"),
+                                 liveness=c.get("livenessProbe"), ports=ports)
 
         plans = [plan(c) for c in spec.get("containers") or []]
         inits = [plan(c) for c in spec.get("initContainers") or []]

@@ -217,6 +217,9 @@ class ContainerPlan:
     env: dict[str, str]
     mounts: list[Mount] = field(default_factory=list)
     project: bool = True
+    readiness: Obj | None = None  # the container's readinessProbe, as in the spec
+    liveness: Obj | None = None
+    ports: dict[str, int] = field(default_factory=dict)  # named container ports
 
 
 def mount_script(mounts: list[Mount], sa_dir: str | None) -> str:

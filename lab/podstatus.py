@@ -33,7 +33,7 @@ def container_status(c: Any, name: str, image: str, waiting: tuple[str, str]) ->
         out["containerID"] = f"wgslice-lab://{c.proc.pid}"
     if c.running:
         out["state"] = {"running": {"startedAt": c.started_at}}
-        out["ready"] = True
+        out["ready"] = c.ready
         out["started"] = True
     elif c.terminated is not None and not c.waiting_reason:
         out["state"] = {"terminated": c.terminated}

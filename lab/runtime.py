@@ -42,10 +42,19 @@ class ContainerRun:
     waiting_reason: str = "ContainerCreating"
     waiting_message: str = ""
     init: bool = False
+    probe_ready: bool = True  # False from each start until the readinessProbe succeeds
+    next_probe: float = 0.0
+    probing: bool = False
+    live_failures: int = 0
+    ready_failures: int = 0
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def ready(self) -> bool:
+        return self.running and self.probe_ready
 
 
 def now_iso() -> str:
@@ -74,6 +83,11 @@ def start(run: ContainerRun, netns_name: str, sa_dir: str | None, extra_env: dic
                                     stderr=subprocess.STDOUT, env=env, cwd="/",
                                     start_new_session=True)
     run.started_at = now_iso()
+    run.probe_ready = run.plan.readiness is None
+    run.live_failures = run.ready_failures = 0
+    delay = max((p or {}).get("initialDelaySeconds", 0)
+                for p in (run.plan.readiness, run.plan.liveness))
+    run.next_probe = time.monotonic() + delay
     run.terminated = None
     run.waiting_reason = ""
     run.waiting_message = ""

@@ -228,6 +228,54 @@ spec:
     lab.kubectl("delete", "pod", "crash", "--wait=false", context="c1")
 
 
+PROBED = """
+apiVersion: v1
+kind: Pod
+metadata: {name: probed, namespace: default}
+spec:
+  containers:
+  - name: tcp
+    image: wgslice/wgslice
+    command: [python3, -m, wgslice.lab.probe, serve, "8080"]
+    ports: [{name: echo, containerPort: 8080}]
+    readinessProbe: {tcpSocket: {port: echo}, periodSeconds: 1}
+  - name: http
+    image: wgslice/wgslice
+    command: [python3, -m, http.server, "8081"]
+    readinessProbe: {httpGet: {path: /, port: 8081}, periodSeconds: 1}
+  - name: never
+    image: wgslice/wgslice
+    command: [sleep, "3600"]
+    readinessProbe: {exec: {command: ["false"]}, periodSeconds: 1}
+  - name: dies
+    image: wgslice/wgslice
+    command: [sleep, "3600"]
+    livenessProbe: {exec: {command: [test, -e, /nonexistent]}, periodSeconds: 1,
+                    failureThreshold: 1}
+"""
+
+
+def test_probes(lab: Lab) -> None:
+    _apply(lab, "c1", PROBED)
+    deadline = time.monotonic() + 20
+    ready: dict = {}
+    restarts = 0
+    while time.monotonic() < deadline:
+        pod = lab.api_get("c1", "/api/v1/namespaces/default/pods/probed")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        ready = {c["name"]: c["ready"] for c in statuses}
+        restarts = next((c["restartCount"] for c in statuses if c["name"] == "dies"), 0)
+        if ready.get("tcp") and ready.get("http") and restarts >= 1:
+            break
+        time.sleep(0.2)
+    assert ready["tcp"] and ready["http"]
+    assert ready["never"] is False
+    assert restarts >= 1
+    conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert conditions["Ready"] == "False" and pod["status"]["phase"] == "Running"
+    lab.kubectl("delete", "pod", "probed", "--wait=false", context="c1")
+
+
 def test_daemonset_host_network_on_every_node(lab: Lab) -> None:
     _apply(lab, "c2", """
 apiVersion: apps/v1

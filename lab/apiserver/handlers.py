@@ -188,6 +188,7 @@ class Handler:
         m = request.method
         q = request.query
         dry = bool(q.get("dryRun"))
+        strict = q.get("fieldValidation") == "Strict"
         rt, ns = t.rt, t.ns or ""
         if t.watch or (m == "GET" and not t.name and q.get("watch") in ("true", "1")):
             self._authorize(user, "watch", t)
@@ -212,7 +213,7 @@ class Handler:
                 return _json(special.bind_pod(self.api, rt, ns, t.name, body or {}), 201)
             if t.name or (rt.namespaced and t.ns is None):
                 raise errors.method_not_allowed()
-            return self._respond(request, rt, self.api.create(rt, ns, body, dry), 201)
+            return self._respond(request, rt, self.api.create(rt, ns, body, dry, strict), 201)
         if m in ("PUT", "PATCH"):
             if not t.name:
                 raise errors.method_not_allowed()
@@ -228,10 +229,10 @@ class Handler:
                 return _json(special.set_scale(self.api, rt, ns, t.name, body or {}))
             sub = t.sub or None
             if m == "PUT":
-                obj = self.api.update(rt, ns, t.name, body, sub, dry)
+                obj = self.api.update(rt, ns, t.name, body, sub, dry, strict)
             else:
                 obj = self.api.patch(rt, ns, t.name, ctype, body, sub,
-                                     q.get("fieldManager", ""), dry)
+                                     q.get("fieldManager", ""), dry, strict)
             return self._respond(request, rt, obj, 200 if existed else 201)
         if m == "DELETE":
             self._authorize(user, "delete" if t.name else "deletecollection", t)

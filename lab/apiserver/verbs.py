@@ -18,12 +18,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
+from .defaults import CRD_KEY, NS_KEY, crd_checks, crd_status, create_defaults, unknown_fields
 from .patch import PatchError, apply_patch, field_set, json_patch, merge_patch, strategic_merge
-from .resources import Registry, ResourceType, crd_problems
+from .resources import Registry, ResourceType
 from .store import Obj, Store
 
-NS_KEY = ("", "namespaces")
-CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 _IMMUTABLE_MD = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -70,8 +69,10 @@ class Api:
                                                            "terminated",
                                                 "field": "metadata.namespace"}]})
 
-    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None, sub: str | None) -> Obj:
-        """Prune/default/validate a custom resource with the validation module (if any)."""
+    def _validate(self, rt: ResourceType, obj: Obj, old: Obj | None, sub: str | None,
+                  strict: bool = False) -> Obj:
+        """Prune/default/validate a custom resource with the validation module (if any);
+        with strict (fieldValidation=Strict), fields the schema prunes are a 400."""
         crd = self.registry.crd_for(rt)
         if crd is None:
             return obj
@@ -86,7 +87,18 @@ class Api:
         if errs:
             raise errors.invalid(rt.kind, rt.group, obj["metadata"].get("name", ""),
                                  [_cause(e) for e in errs])
-        return out if isinstance(out, dict) else obj
+        if not isinstance(out, dict):
+            return obj
+        if strict:
+            part = ("status",) if sub == "status" else tuple(
+                k for k in obj if k not in ("metadata", "apiVersion", "kind", "status"))
+            lost = unknown_fields({k: obj[k] for k in part if k in obj},
+                                  {k: out[k] for k in part if k in out})
+            if lost:
+                raise errors.bad_request(
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in lost))
+        return out
 
     def _finish(self, rt: ResourceType, obj: Obj) -> Obj:
         """Store obj, or delete it when it is being deleted and has no finalizers left."""
@@ -99,7 +111,8 @@ class Api:
         return self.store.put(rt.key, obj)
 
     # -- create ----------------------------------------------------------------------------
-    def create(self, rt: ResourceType, ns: str, body: Any, dry_run: bool = False) -> Obj:
+    def create(self, rt: ResourceType, ns: str, body: Any, dry_run: bool = False,
+               strict: bool = False) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         obj = copy.deepcopy(body)
@@ -138,8 +151,12 @@ class Api:
         md["generation"] = 1
         if "status" in rt.subresources and rt.crd_name:
             obj.pop("status", None)
-        self._defaults_on_create(rt, obj)
-        obj = self._validate(rt, obj, None, None)
+        if rt.key == CRD_KEY:
+            problems = crd_checks(obj)
+            if problems:
+                raise errors.invalid(rt.kind, rt.group, name, problems)
+        create_defaults(rt, obj)
+        obj = self._validate(rt, obj, None, None, strict)
         if dry_run:
             return obj
         stored = self.store.put(rt.key, obj)
@@ -147,41 +164,18 @@ class Api:
             stored = self._establish(stored)
         return stored
 
-    def _defaults_on_create(self, rt: ResourceType, obj: Obj) -> None:
-        if rt.key == NS_KEY:
-            obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            obj["status"] = {"phase": "Active"}
-            obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = \
-                obj["metadata"]["name"]
-        elif rt.key == ("", "pods"):
-            st = obj.setdefault("status", {})
-            st.setdefault("phase", "Pending")
-        elif rt.key == CRD_KEY:
-            problems = crd_problems(obj) + _schema_problems(obj)
-            if problems:
-                raise errors.invalid(rt.kind, rt.group, obj["metadata"]["name"], problems)
-
     def _establish(self, crd: Obj) -> Obj:
         """Register a CRD's types and report it Established, as the CRD controllers do."""
         self.registry.set_crd(crd)
-        spec = crd["spec"]
         new = copy.deepcopy(crd)
-        t = now()
-        new["status"] = {
-            "acceptedNames": copy.deepcopy(spec.get("names") or {}),
-            "storedVersions": [v["name"] for v in spec.get("versions", []) if v.get("storage")],
-            "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                 "message": "no conflicts found", "lastTransitionTime": t},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": t}]}
+        new["status"] = crd_status(crd, now())
         stored = self.store.put(CRD_KEY, new)
         self.registry.set_crd(stored)
         return stored
 
     # -- update ----------------------------------------------------------------------------
     def update(self, rt: ResourceType, ns: str, name: str, body: Any,
-               sub: str | None = None, dry_run: bool = False) -> Obj:
+               sub: str | None = None, dry_run: bool = False, strict: bool = False) -> Obj:
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request was not a JSON object")
         old = self.get(rt, ns, name)
@@ -228,10 +222,10 @@ class Api:
                         "deleted")])
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if rt.key == CRD_KEY and sub != "status":
-            problems = crd_problems(new) + _schema_problems(new)
+            problems = crd_checks(new)
             if problems:
                 raise errors.invalid(rt.kind, rt.group, name, problems)
-        new = self._validate(rt, new, old, sub)
+        new = self._validate(rt, new, old, sub, strict)
         if new == old:
             return old
         if _spec_part(rt, new) != _spec_part(rt, old):
@@ -245,10 +239,11 @@ class Api:
 
     # -- patch -----------------------------------------------------------------------------
     def patch(self, rt: ResourceType, ns: str, name: str, ctype: str, body: Any,
-              sub: str | None = None, manager: str = "", dry_run: bool = False) -> Obj:
+              sub: str | None = None, manager: str = "", dry_run: bool = False,
+              strict: bool = False) -> Obj:
         old = self.store.get(rt.key, ns, name)
         if ctype == "application/apply-patch+yaml":
-            return self._apply(rt, ns, name, body, old, sub, manager, dry_run)
+            return self._apply(rt, ns, name, body, old, sub, manager, dry_run, strict)
         if old is None:
             raise errors.not_found(rt.plural, rt.group, name)
         try:
@@ -286,10 +281,10 @@ class Api:
                 raise errors.conflict(rt.plural, rt.group, name)
             new.setdefault("metadata", {})["resourceVersion"] = old["metadata"][
                 "resourceVersion"]
-        return self.update(rt, ns, name, new, sub, dry_run)
+        return self.update(rt, ns, name, new, sub, dry_run, strict)
 
     def _apply(self, rt: ResourceType, ns: str, name: str, body: Any, old: Obj | None,
-               sub: str | None, manager: str, dry_run: bool) -> Obj:
+               sub: str | None, manager: str, dry_run: bool, strict: bool) -> Obj:
         if not manager:
             raise errors.bad_request("PATCH, application/apply-patch+yaml requires fieldManager "
                                      "parameter")
@@ -319,9 +314,9 @@ class Api:
         new.setdefault("metadata", {})["managedFields"] = [
             e for e in mf if e is not prev] + [entry]
         if old is None:
-            return self.create(rt, ns, new, dry_run)
+            return self.create(rt, ns, new, dry_run, strict)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-        return self.update(rt, ns, name, new, sub, dry_run)
+        return self.update(rt, ns, name, new, sub, dry_run, strict)
 
     # -- delete ----------------------------------------------------------------------------
     def delete(self, rt: ResourceType, ns: str, name: str, opts: dict[str, Any] | None = None,
@@ -374,19 +369,6 @@ class Api:
             md.setdefault("deletionGracePeriodSeconds", 0)
             return self.store.put(rt.key, new)
         return self.store.remove(rt.key, ns, name) or old
-
-
-def _schema_problems(crd: Obj) -> list[tuple[str, str, str]]:
-    """Non-structural schemas and CEL rules that do not compile (validation module)."""
-    try:
-        from .validation import structural_errors
-    except ImportError:
-        return []
-    try:
-        found = structural_errors(crd)
-    except (KeyError, TypeError, AttributeError) as e:
-        found = [f"malformed schema: {e}"]
-    return [("spec.validation.openAPIV3Schema", "FieldValueInvalid", p) for p in found]
 
 
 def _cause(e: Any) -> tuple[str, str, str]:

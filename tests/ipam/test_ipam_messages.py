@@ -139,3 +139,16 @@ def test_member_removal_releases_only_its_subnet() -> None:
 def test_duplicate_names_are_a_caller_bug() -> None:
     with pytest.raises(ValueError, match="duplicate"):
         allocate([DEFAULT], [SliceRequest("x", ("a",)), SliceRequest("x", ("b",))])
+
+
+def test_corrupt_stored_state_is_kept_and_reported() -> None:
+    a = SliceAllocation("a", net("10.224.0.0/20"), "default", 24,
+                        (("e", net("10.224.0.0/24")), ("w", net("10.9.0.0/24"))))
+    b = SliceAllocation("b", net("10.224.0.0/21"), "default", 24, (("e", net("10.224.0.0/24")),))
+    reqs = [SliceRequest("a", ("e", "w")), SliceRequest("b", ("e",))]
+    result = allocate([DEFAULT], reqs, [a, b])
+    assert result.allocations == {"a": a, "b": b}
+    assert [(c.slice, c.field) for c in result.conflicts] == [
+        ("a", "status.cidr"), ("a", "status.members[w].subnet"), ("b", "status.cidr")]
+    assert "overlaps Slice b (allocated 10.224.0.0/21)" in result.conflicts[0].message
+    assert "lies outside the slice CIDR 10.224.0.0/20" in result.conflicts[1].message

@@ -155,3 +155,19 @@ def test_official_client_custom_objects(api_client, gadgets):
     got = co.get_cluster_custom_object("wgslice.io", "v1alpha1", "gadgets", "c1")
     assert got["status"] == {"ready": True} and got["spec"]["replicas"] == 1
     co.delete_cluster_custom_object("wgslice.io", "v1alpha1", "gadgets", "c1")
+
+
+def test_strict_field_validation_rejects_unknown_fields(raw, gadgets):
+    body = {"metadata": {"name": "strict"}, "spec": {"members": ["a"], "typo": 1,
+                                                     "nested": {"x": 1}}}
+    st, err = raw("POST", gadgets + "?fieldValidation=Strict", body)
+    assert st == 400 and err["reason"] == "BadRequest"
+    assert err["message"] == ('Gadget in version "v1alpha1" cannot be handled as a Gadget: '
+                              'strict decoding error: unknown field "spec.typo", '
+                              'unknown field "spec.nested"')
+    st, obj = raw("POST", gadgets + "?fieldValidation=Ignore", body)
+    assert st == 201 and "typo" not in obj["spec"]
+    st, _ = raw("PATCH", gadgets + "/strict?fieldValidation=Strict", {"spec": {"typo": 2}},
+                MERGE)
+    assert st == 400
+    raw("DELETE", gadgets + "/strict")

@@ -91,6 +91,9 @@ def test_kubectl_apply_get_describe_wait_delete(kubeconfig, workdir):
     bad = CR.replace("replicas: 2", "replicas: 50")
     r = kubectl(kubeconfig, "apply", "-f", "-", stdin=bad, check=False)
     assert r.returncode != 0 and "spec.replicas" in r.stderr
+    typo = CR.replace("replicas: 2", "replicas: 2, membres: [x]")
+    r = kubectl(kubeconfig, "apply", "-f", "-", stdin=typo, check=False)
+    assert r.returncode != 0 and 'unknown field "spec.membres"' in r.stderr
     assert "deleted" in kubectl(kubeconfig, "delete", "-f", str(workdir / "cr.yaml")).stdout
     kubectl(kubeconfig, "wait", "--for=delete", "kslice/s1", "--timeout=5s", check=False)
     r = kubectl(kubeconfig, "get", "kslice", "s1", check=False)

@@ -1,0 +1,210 @@
+"""The Kubernetes objects the member agent keeps in its cluster, rendered from its plan. Pure.
+
+Per slice S (all in wgslice-system unless noted):
+- ConfigMap `wgslice-slice-S`: the slice's local choices, read by every node agent;
+- ConfigMap `wgslice-gw-S`: the gateway's config (MemberSlice spec + listen port, table);
+- Deployment `wgslice-gw-S`: the gateway, hostNetwork, pinned to the chosen gateway node;
+- NetworkPolicy `wgslice-isolation` in each slice namespace when isolation is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from wgslice.slice.member.plan import SLICE_LABEL, SYSTEM_NAMESPACE, SliceLocal
+
+MANAGED = {"app.kubernetes.io/managed-by": "wgslice-member-agent"}
+
+
+def slice_configmap(local: SliceLocal) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"wgslice-slice-{local.slice}",
+            "namespace": SYSTEM_NAMESPACE,
+            "labels": {SLICE_LABEL: local.slice, **MANAGED},
+        },
+        "data": {"slice.yaml": yaml.safe_dump(local.to_data(), sort_keys=False)},
+    }
+
+
+def gateway_config(local: SliceLocal, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """What `wgslice gateway run --config` reads: the MemberSlice spec plus local choices."""
+    return {
+        **spec,
+        "listenPort": local.listen_port,
+        "table": local.table,
+        "tunnelAddress": local.gateway_address,
+    }
+
+
+def gateway_objects(local: SliceLocal, spec: Mapping[str, Any], image: str) -> list[dict[str, Any]]:
+    name = f"wgslice-gw-{local.slice}"
+    labels = {"app.kubernetes.io/name": "wgslice-gateway", SLICE_LABEL: local.slice, **MANAGED}
+    config = yaml.safe_dump(gateway_config(local, spec), sort_keys=False)
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": SYSTEM_NAMESPACE, "labels": labels},
+            "data": {"config.yaml": config},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": SYSTEM_NAMESPACE, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                # never two gateways with one key on one port: stop the old one first
+                "strategy": {"type": "Recreate"},
+                "selector": {
+                    "matchLabels": {
+                        "app.kubernetes.io/name": "wgslice-gateway",
+                        SLICE_LABEL: local.slice,
+                    }
+                },
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "hostNetwork": True,
+                        "serviceAccountName": "wgslice-gateway",
+                        "nodeSelector": {"kubernetes.io/hostname": local.gateway_node},
+                        "tolerations": [{"operator": "Exists"}],
+                        "containers": [
+                            {
+                                "name": "gateway",
+                                "image": image,
+                                "command": [
+                                    "wgslice",
+                                    "gateway",
+                                    "run",
+                                    "--config",
+                                    "/etc/wgslice/gateway/config.yaml",
+                                    "--key-secret",
+                                    f"{SYSTEM_NAMESPACE}/{name}-key",
+                                    "--status-port",
+                                    str(local.status_port),
+                                ],
+                                "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
+                                "volumeMounts": [
+                                    {"name": "config", "mountPath": "/etc/wgslice/gateway"}
+                                ],
+                            }
+                        ],
+                        "volumes": [{"name": "config", "configMap": {"name": name}}],
+                    },
+                },
+            },
+        },
+    ]
+
+
+def isolation_policy(namespace: str, local: SliceLocal, allowed: list[str]) -> dict[str, Any]:
+    """Ingress only from the slice's namespaces, the allowed ones, and the slice CIDR."""
+    peers: list[dict[str, Any]] = [
+        {"namespaceSelector": {"matchLabels": {SLICE_LABEL: local.slice}}},
+        {"ipBlock": {"cidr": local.cidr}},
+    ]
+    if allowed:
+        peers.append(
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": "kubernetes.io/metadata.name",
+                            "operator": "In",
+                            "values": sorted(allowed),
+                        }
+                    ]
+                }
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": "wgslice-isolation",
+            "namespace": namespace,
+            "labels": {SLICE_LABEL: local.slice, **MANAGED},
+        },
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": peers}]},
+    }
+
+
+STATES = {1: "connecting", 2: "connected", 3: "degraded", 4: "down"}
+
+
+def member_slice_status(
+    generation: int,
+    gateway: Mapping[str, Any] | None,
+    endpoint: str,
+    attached: Mapping[str, int],
+    now: str,
+    error: str = "",
+) -> dict[str, Any]:
+    """MemberSlice.status from the gateway's status (as a dict of the proto message).
+
+    `gateway` None means the gateway did not answer: not Ready, with the reason.
+    """
+    namespaces = [{"name": ns, "attachedPods": n} for ns, n in sorted(attached.items())]
+    if gateway is None:
+        return {
+            "observedGeneration": generation,
+            "namespaces": namespaces,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "GatewayUnreachable",
+                    "message": error or "the gateway's status service does not answer",
+                    "lastTransitionTime": now,
+                }
+            ],
+        }
+    tunnels = []
+    for p in gateway.get("peers") or []:
+        rtt = p.get("rtt") or {}
+        t: dict[str, Any] = {
+            "peer": p.get("cluster", ""),
+            "endpoint": p.get("endpoint", ""),
+            "state": STATES.get(int(p.get("state") or 1), "connecting"),
+            "reason": p.get("reason", ""),
+            "rxBytes": int(p.get("rx_bytes") or 0),
+            "txBytes": int(p.get("tx_bytes") or 0),
+            "loss": float(p.get("loss") or 0.0),
+        }
+        if p.get("latest_handshake"):
+            t["latestHandshake"] = _rfc3339(float(p["latest_handshake"]))
+        if rtt:
+            t["rttMs"] = {k.removesuffix("_ms"): round(float(v), 3) for k, v in rtt.items()}
+        tunnels.append(t)
+    ok = not gateway.get("config_error")
+    return {
+        "observedGeneration": generation,
+        "publicKey": gateway.get("public_key", ""),
+        "endpoint": endpoint,
+        "implementation": gateway.get("implementation", ""),
+        "listenPort": int(gateway.get("listen_port") or 0),
+        "mtu": int(gateway.get("mtu") or 0),
+        "tunnels": tunnels,
+        "namespaces": namespaces,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "True" if ok else "False",
+                "reason": "GatewayUp" if ok else "ConfigRefused",
+                "message": "gateway running" if ok else str(gateway.get("config_error")),
+                "lastTransitionTime": now,
+            }
+        ],
+    }
+
+
+def _rfc3339(unix: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

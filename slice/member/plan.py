@@ -1,0 +1,223 @@
+"""The member agent's decisions, pure: from the hub's MemberSlices and the member cluster's
+nodes, namespaces and pods, to what the member cluster should hold.
+
+Every choice the member makes locally is *sticky* and stored in the member's own objects,
+so an agent restart (or a hub outage) never renumbers anything under running traffic:
+- per slice: routing table / VXLAN id and gateway listen port (kept in the slice's
+  ConfigMap), the gateway node (kept while it exists and is labelled), and each node's
+  slice address (from the top of the member's subnet downwards);
+- per pod: its slice address (kept in the pod's annotation), from `.2` upwards, the first
+  host being the gateway's tunnel address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+SYSTEM_NAMESPACE = "wgslice-system"
+SLICE_LABEL = "wgslice.io/slice"
+ADDRESS_ANNOTATION = "wgslice.io/slice-address"
+GATEWAY_LABEL = "wgslice.io/gateway"
+FIRST_TABLE = 1001
+BASE_LISTEN_PORT = 51820
+BASE_STATUS_PORT = 51900
+DEFAULT_MTU = 1420  # the smaller of VXLAN's 1450 and WireGuard's 1420 over a 1500 underlay
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    ip: str  # underlay address other nodes of the cluster reach it on
+    external_ip: str = ""  # where remote gateways reach it, if it differs
+    gateway: bool = False  # labelled wgslice.io/gateway=true
+    ready: bool = True
+
+
+@dataclass(frozen=True)
+class Pod:
+    namespace: str
+    name: str
+    node: str
+    address: str = ""  # its wgslice.io/slice-address annotation, if any
+    running: bool = True
+
+
+@dataclass(frozen=True)
+class SliceLocal:
+    """What the member decided for one slice: the content of ConfigMap wgslice-slice-S."""
+
+    slice: str
+    member: str
+    cidr: str
+    subnet: str
+    mtu: int
+    table: int
+    vni: int
+    listen_port: int
+    status_port: int
+    gateway_node: str
+    gateway_address: str
+    nodes: Mapping[str, Mapping[str, str]]
+    remote_subnets: tuple[str, ...]
+    namespaces: tuple[str, ...]
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "slice": self.slice,
+            "member": self.member,
+            "cidr": self.cidr,
+            "subnet": self.subnet,
+            "mtu": self.mtu,
+            "table": self.table,
+            "vni": self.vni,
+            "vxlanPort": 4789,
+            "listenPort": self.listen_port,
+            "statusPort": self.status_port,
+            "gatewayNode": self.gateway_node,
+            "gatewayAddress": self.gateway_address,
+            "nodes": {n: dict(v) for n, v in sorted(self.nodes.items())},
+            "remoteSubnets": list(self.remote_subnets),
+            "namespaces": list(self.namespaces),
+        }
+
+
+@dataclass
+class MemberPlan:
+    slices: dict[str, SliceLocal] = field(default_factory=dict)
+    #: pod (namespace, name) -> address to annotate; "" removes the annotation
+    annotate: dict[tuple[str, str], str] = field(default_factory=dict)
+    #: namespace -> slice label value it must carry (created when missing)
+    namespaces: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def plan_member(
+    member: str,
+    member_slices: Sequence[Mapping[str, Any]],
+    nodes: Sequence[Node],
+    pods: Sequence[Pod],
+    previous: Mapping[str, Mapping[str, Any]],
+) -> MemberPlan:
+    """`previous`: slice -> the data of its existing ConfigMap (the sticky choices)."""
+    out = MemberPlan()
+    specs = sorted((ms["spec"] for ms in member_slices if ms.get("spec")), key=lambda s: s["slice"])
+    used_tables = {
+        int(p["table"])
+        for s, p in previous.items()
+        if "table" in p and any(x["slice"] == s for x in specs)
+    }
+    gateways = sorted(n.name for n in nodes if n.gateway and n.ready)
+    by_name = {n.name: n for n in nodes}
+    for spec in specs:
+        name = spec["slice"]
+        prev = previous.get(name, {})
+        table = int(prev["table"]) if "table" in prev else _lowest_free(used_tables, FIRST_TABLE)
+        used_tables.add(table)
+        gw = prev.get("gatewayNode")
+        if gw not in gateways:
+            if not gateways:
+                out.problems.append(
+                    f"slice {name}: no Ready node is labelled {GATEWAY_LABEL}=true; label one"
+                )
+                continue
+            gw = gateways[0]
+        subnet = ipaddress.ip_network(spec["subnet"])
+        node_addresses = _node_addresses(subnet, [n.name for n in nodes], prev.get("nodes") or {})
+        local = SliceLocal(
+            slice=name,
+            member=member,
+            cidr=spec["cidr"],
+            subnet=spec["subnet"],
+            mtu=int(spec.get("mtu") or DEFAULT_MTU),
+            table=table,
+            vni=table,
+            listen_port=BASE_LISTEN_PORT + table - FIRST_TABLE,
+            status_port=BASE_STATUS_PORT + table - FIRST_TABLE,
+            gateway_node=gw,
+            gateway_address=str(subnet.network_address + 1),
+            nodes={n: {"nodeIP": by_name[n].ip, "address": a} for n, a in node_addresses.items()},
+            remote_subnets=tuple(s for p in spec.get("peers") or [] for s in p["subnets"]),
+            namespaces=tuple(spec.get("namespaces") or ()),
+        )
+        out.slices[name] = local
+        for ns in local.namespaces:
+            out.namespaces[ns] = name
+    _assign_pods(out, pods)
+    return out
+
+
+def _lowest_free(used: Iterable[int], start: int) -> int:
+    taken = set(used)
+    n = start
+    while n in taken:
+        n += 1
+    return n
+
+
+def _node_addresses(
+    subnet: Any, nodes: Sequence[str], previous: Mapping[str, Any]
+) -> dict[str, str]:
+    """Each node's slice address, from the top of the subnet down; kept once given."""
+    out: dict[str, str] = {}
+    for n in nodes:
+        addr = (previous.get(n) or {}).get("address")
+        if addr and ipaddress.ip_address(addr) in subnet:
+            out[n] = addr
+    taken = {ipaddress.ip_address(a) for a in out.values()}
+    candidate = subnet.broadcast_address - 1 if subnet.version == 4 else subnet[-1]
+    for n in sorted(nodes):
+        if n in out:
+            continue
+        while candidate in taken:
+            candidate -= 1
+        out[n] = str(candidate)
+        taken.add(candidate)
+    return out
+
+
+def _assign_pods(out: MemberPlan, pods: Sequence[Pod]) -> None:
+    """Pod slice addresses: existing annotations kept when valid, new ones lowest free."""
+    by_slice: dict[str, list[Pod]] = {}
+    for pod in sorted(pods, key=lambda p: (p.namespace, p.name)):
+        slice_name = out.namespaces.get(pod.namespace)
+        if slice_name is None or not pod.running:
+            if pod.address:  # detached namespace or finished pod: free the address
+                out.annotate[(pod.namespace, pod.name)] = ""
+            continue
+        by_slice.setdefault(slice_name, []).append(pod)
+    for slice_name, members in by_slice.items():
+        local = out.slices[slice_name]
+        subnet = ipaddress.ip_network(local.subnet)
+        reserved = {
+            subnet.network_address,
+            subnet.network_address + 1,
+            *(ipaddress.ip_address(v["address"]) for v in local.nodes.values()),
+        }
+        if subnet.version == 4:
+            reserved.add(subnet.broadcast_address)
+        taken: set[Any] = set()
+        waiting: list[Pod] = []
+        for pod in members:
+            try:
+                addr = ipaddress.ip_address(pod.address) if pod.address else None
+            except ValueError:
+                addr = None
+            if addr is not None and addr in subnet and addr not in reserved | taken:
+                taken.add(addr)
+            else:
+                waiting.append(pod)
+        candidate = subnet.network_address + 2
+        for pod in waiting:
+            while candidate in reserved or candidate in taken:
+                candidate += 1
+            if candidate not in subnet:
+                out.problems.append(
+                    f"slice {slice_name}: subnet {subnet} is full; pod "
+                    f"{pod.namespace}/{pod.name} gets no slice address"
+                )
+                continue
+            out.annotate[(pod.namespace, pod.name)] = str(candidate)
+            taken.add(candidate)
