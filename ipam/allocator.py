@@ -28,6 +28,7 @@ from wgslice.ipam.model import (
     SliceAllocation,
     SliceRequest,
 )
+from wgslice.ipam.pools import describe_free, pool_problem, pool_touches
 
 
 def allocate(
@@ -71,7 +72,7 @@ class _Allocator:
         self.conflicts: list[IpamError] = []
         self.free: dict[str, FreeSpace] = {}
         self.defaults = [p for p in self.pools.values() if p.default]
-        self.problems = {name: _pool_problem(p) for name, p in self.pools.items()}
+        self.problems = {name: pool_problem(p) for name, p in self.pools.items()}
         self.claims: dict[int, list[tuple[int, int]]] = {32: [], 128: []}
         for item in sorted(avoid, key=lambda a: (a.cidr.version, span(a.cidr), a.owner)):
             self._own(item.cidr, f"{item.owner} ", "", None)
@@ -341,14 +342,14 @@ class _Allocator:
                        f"subnets)" if plen < base else "")
             self._error(name, "spec.pool", (
                 f"OverlayPool {pool.name} ({', '.join(map(str, pool.cidrs))}) has no free "
-                f"/{plen} left for Slice {name}{widened}: free space {_describe(free)}; add a "
+                f"/{plen} left for Slice {name}{widened}: free space {describe_free(free)}; add a "
                 f"CIDR to the pool's spec.cidrs, delete unused slices, or ask for a smaller slice "
                 f"(a spec.prefixLength longer than {plen})"))
             return None
         end = start + (1 << (bits - plen))
         self.claims[bits].append((start, end))
         for other, other_free in self.free.items():
-            if other != pool.name and other_free.bits == bits and _pool_touches(
+            if other != pool.name and other_free.bits == bits and pool_touches(
                     self.pools[other], start, end):
                 other_free.remove(start, end)
         return self._new(req, bits, start, plen, pool.name, sub_len, members)
@@ -370,37 +371,3 @@ def _pick(requested: int | None, requested_src: str, pooled: int | None, pooled_
     if pooled is not None:
         return pooled, pooled_src
     return default, "built-in default"
-
-
-def _pool_problem(pool: Pool) -> str | None:
-    """Why a pool cannot be used, or None."""
-    if not pool.cidrs:
-        return "it has no spec.cidrs"
-    families = {n.version for n in pool.cidrs + pool.reserved}
-    if len(families) > 1:
-        return "spec.cidrs/spec.reservedCIDRs mix IPv4 and IPv6; a pool holds one family"
-    bits = pool.cidrs[0].max_prefixlen
-    for value, field in ((pool.slice_prefix_length, "spec.slicePrefixLength"),
-                         (pool.subnet_prefix_length, "spec.subnetPrefixLength")):
-        if value is not None and not 0 <= value <= bits:
-            return f"{field} {value} is out of range 0..{bits}"
-    if (pool.slice_prefix_length is not None and pool.subnet_prefix_length is not None
-            and pool.subnet_prefix_length < pool.slice_prefix_length):
-        return (f"spec.subnetPrefixLength {pool.subnet_prefix_length} is shorter than "
-                f"spec.slicePrefixLength {pool.slice_prefix_length}")
-    return None
-
-
-def _pool_touches(pool: Pool, start: int, end: int) -> bool:
-    return any(s < end and start < e for s, e in map(span, pool.cidrs))
-
-
-def _describe(free: FreeSpace) -> str:
-    largest = free.largest()
-    if largest is None:
-        return "none"
-    count = len(free.blocks())
-    net = make_network(free.bits, *largest)
-    total = free.total()
-    amount = f"{total:,}" if total < 1 << 32 else f"about 2^{total.bit_length() - 1}"
-    return f"{amount} addresses in {count} block(s), the largest {net} (/{largest[1]})"

@@ -302,6 +302,7 @@ class Kubelet:
             if changed:
                 self._write_record(run)
             for c in run.containers:
+                rt.note_mount_ns(c)
                 if c.running and not c.probing and now >= c.next_probe and (
                         c.plan.readiness or c.plan.liveness):
                     c.probing = True
@@ -379,6 +380,7 @@ class Kubelet:
             return False
         if code < 0:
             code = 128 - code
+        rt.kill_leftovers(c)
         c.terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
                         "startedAt": c.started_at, "finishedAt": rt.now_iso(),
                         "containerID": f"wgslice-lab://{c.proc.pid}"}

@@ -47,6 +47,7 @@ class ContainerRun:
     probing: bool = False
     live_failures: int = 0
     ready_failures: int = 0
+    mnt_ns: tuple[int, int] | None = None  # (dev, inode) of the container's mount namespace
 
     @property
     def running(self) -> bool:
@@ -83,6 +84,7 @@ def start(run: ContainerRun, netns_name: str, sa_dir: str | None, extra_env: dic
                                     stderr=subprocess.STDOUT, env=env, cwd="/",
                                     start_new_session=True)
     run.started_at = now_iso()
+    run.mnt_ns = None
     run.probe_ready = run.plan.readiness is None
     run.live_failures = run.ready_failures = 0
     delay = max((p or {}).get("initialDelaySeconds", 0)
@@ -98,16 +100,69 @@ def signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def _ns_id(pid: int, kind: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"/proc/{pid}/ns/{kind}")
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+_OWN_MNT = _ns_id(os.getpid(), "mnt")
+
+
+def note_mount_ns(run: ContainerRun) -> None:
+    """Remember the container's mount namespace once ``ip netns exec`` has made it.
+
+    It plays the part of the container's cgroup: every process of the container -- also a
+    daemon that left its session, like a self-backgrounding wireguard-go -- shares it.
+    """
+    if run.mnt_ns is None and run.proc is not None and run.proc.poll() is None:
+        ns = _ns_id(run.proc.pid, "mnt")
+        if ns is not None and ns != _OWN_MNT:
+            run.mnt_ns = ns
+
+
+def _members(mnt_ns: set[tuple[int, int]]) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _ns_id(int(entry), "mnt") in mnt_ns:
+            out.append(int(entry))
+    return out
+
+
+def kill_leftovers(run: ContainerRun) -> None:
+    """After a container's main process exited: what it left behind dies with it."""
+    if run.mnt_ns is not None:
+        for pid in _members({run.mnt_ns}):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def stop(runs: list[ContainerRun], grace: float) -> None:
-    """SIGTERM every container's process group, SIGKILL what is left after ``grace``."""
+    """SIGTERM every process of the containers, SIGKILL what is left after ``grace``.
+
+    A container's processes are its process group plus everything in its mount namespace.
+    """
+    for r in runs:
+        note_mount_ns(r)
     live = [r.proc for r in runs if r.proc is not None and r.proc.poll() is None]
+    spaces = {r.mnt_ns for r in runs if r.mnt_ns is not None}
     for p in live:
         signal_group(p.pid, signal.SIGTERM)
+    for pid in _members(spaces) if spaces else []:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(p.poll() is None for p in live):
+    while time.monotonic() < deadline and (any(p.poll() is None for p in live) or
+                                           (spaces and _members(spaces))):
         time.sleep(0.05)
     for p in live:
         signal_group(p.pid, signal.SIGKILL)
+    for pid in _members(spaces) if spaces else []:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for p in live:
         with contextlib.suppress(Exception):
             p.wait(timeout=2)
 

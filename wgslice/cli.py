@@ -19,6 +19,7 @@ from wgslice.errors import UserError
 COMMAND_MODULES: tuple[str, ...] = (
     "wgslice.commands.plan",
     "wgslice.commands.controller",
+    "wgslice.commands.agent",
     "wgslice.commands.lab",
     "wgslice.commands.gateway",
 )

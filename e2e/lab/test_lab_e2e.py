@@ -289,13 +289,33 @@ spec:
       hostNetwork: true
       tolerations: [{operator: Exists}]
       containers:
-      - {name: agent, image: wgslice/wgslice, command: [sleep, "3600"]}
+      - name: agent
+        image: wgslice/wgslice
+        # a daemon leaving the container's session, as wireguard-go does by default
+        command: [sh, -c, "setsid sleep 3331 </dev/null >/dev/null 2>&1 & exec sleep 3600"]
 """)
     pods = lab.wait_ready("c2", "app=agent", namespace="kube-system", count=2)
     assert {p["spec"]["nodeName"] for p in pods} == {"c2-node-1", "c2-node-2"}
     assert all(p["status"]["podIP"] == p["status"]["hostIP"] for p in pods)
-    ds = lab.api_get("c2", "/apis/apps/v1/namespaces/kube-system/daemonsets/agent")
+    deadline = time.monotonic() + 10
+    ds: dict = {}
+    while time.monotonic() < deadline:
+        ds = lab.api_get("c2", "/apis/apps/v1/namespaces/kube-system/daemonsets/agent")
+        if (ds.get("status") or {}).get("numberReady") == 2:
+            break
+        time.sleep(0.1)
     assert ds["status"]["numberReady"] == 2
+    assert _pgrep("sleep 3331")
+    lab.kubectl("delete", "daemonset", "agent", "-n", "kube-system", context="c2")
+    while lab.pods("c2", "app=agent", "kube-system") and time.monotonic() < deadline + 10:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert not _pgrep("sleep 3331")  # the whole container went, not only its session
+
+
+def _pgrep(pattern: str) -> list[str]:
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
+    return out.stdout.split()
 
 
 def test_cli_names_what_exists(lab: Lab, echo: dict) -> None:

@@ -97,6 +97,20 @@ class ApiServer:
         uid = sa["metadata"].get("uid", "") if sa else ""
         return mint_token(self.signing_key, namespace, name, uid, expiration_seconds)
 
+    def service_account_files(self, namespace: str, name: str,
+                              expiration_seconds: int | None = None) -> dict[str, bytes]:
+        """Files a kubelet mounts at /var/run/secrets/kubernetes.io/serviceaccount/.
+
+        Safe from any thread (it does not read the store): the token names no uid, so it
+        stays valid while a ServiceAccount of that name exists.
+        """
+        files = {"token": mint_token(self.signing_key, namespace, name, "",
+                                     expiration_seconds).encode(),
+                 "namespace": namespace.encode()}
+        if self.ca_pem:
+            files["ca.crt"] = self.ca_pem
+        return files
+
     def add_user_token(self, token: str, username: str, groups: tuple[str, ...] = ()) -> None:
         """A static token for a named user (e.g. a non-admin human in RBAC tests)."""
         self.authn.add_token(token, UserInfo(username, (*groups, "system:authenticated")))
@@ -179,6 +193,8 @@ class ApiServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._saver
         if self._runner is not None:
+            if self.store.close_watchers():
+                await asyncio.sleep(0.05)  # let the streams write their end
             await self._runner.cleanup()
             self._runner = None
         self.save()
@@ -188,14 +204,17 @@ class ApiServer:
 
     # -- kubeconfig -------------------------------------------------------------------------------
     def kubeconfig(self, token: str | None = None, user: str = "lab-admin",
-                   namespace: str | None = None) -> dict[str, Any]:
-        return kubeconfig(self.url, token or self.admin_token, self.cluster_name, user,
-                          namespace, self.ca_pem)
+                   namespace: str | None = None, server: str | None = None) -> dict[str, Any]:
+        """A kubeconfig for this server; `server` overrides the URL (another address of a
+        server listening on 0.0.0.0 — it must be in the certificate: see `sans`)."""
+        return kubeconfig(server or self.url, token or self.admin_token, self.cluster_name,
+                          user, namespace, self.ca_pem)
 
     def write_kubeconfig(self, path: Path | str, token: str | None = None,
-                         user: str = "lab-admin", namespace: str | None = None) -> Path:
-        return write_kubeconfig(path, self.url, token or self.admin_token, self.cluster_name,
-                                user, namespace, self.ca_pem)
+                         user: str = "lab-admin", namespace: str | None = None,
+                         server: str | None = None) -> Path:
+        return write_kubeconfig(path, server or self.url, token or self.admin_token,
+                                self.cluster_name, user, namespace, self.ca_pem)
 
 
 def kubeconfig(server: str, token: str, cluster: str, user: str = "lab-admin",
@@ -246,6 +265,11 @@ class ServerThread:
         self._ready.set()
         self.loop.run_forever()
         self.loop.run_until_complete(self.server.stop())
+        pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         self.loop.close()
 
     def start(self, timeout: float = 10.0) -> ServerThread:

@@ -176,6 +176,17 @@ class Store:
     def unsubscribe(self, w: Watcher) -> None:
         self._watchers.get(w.key, set()).discard(w)
 
+    def close_watchers(self) -> int:
+        """End every open watch stream cleanly (server shutdown); returns how many."""
+        n = 0
+        for ws in self._watchers.values():
+            for w in list(ws):
+                if w.queue.full():
+                    w.queue._queue.clear()  # type: ignore[attr-defined]
+                w.queue.put_nowait(None)
+                n += 1
+        return n
+
     # -- persistence -----------------------------------------------------------------------
     def dump(self, path: Path) -> None:
         """Write all objects as JSON (atomically, via a temporary file)."""

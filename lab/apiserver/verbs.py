@@ -149,8 +149,8 @@ class Api:
         md["uid"] = str(uuid.uuid4())
         md["creationTimestamp"] = now()
         md["generation"] = 1
-        if "status" in rt.subresources and rt.crd_name:
-            obj.pop("status", None)
+        if "status" in rt.subresources and rt.key != ("", "nodes"):
+            obj.pop("status", None)  # status is reset on create (nodes register with theirs)
         if rt.key == CRD_KEY:
             problems = crd_checks(obj)
             if problems:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from ipaddress import ip_network
 from itertools import pairwise
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ipam_strategies import (
     MEMBERS,
@@ -25,7 +25,8 @@ from ipam_strategies import (
 
 from wgslice.ipam import Avoid, Pool, SliceRequest, allocate
 
-FAST = settings(max_examples=150, deadline=None)
+# too_slow: CI shares two cores with other suites; the examples themselves are small
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def run(world: World, requests=None, existing=(), avoid=None):

@@ -163,3 +163,26 @@ def test_raw_helper_without_tls(lab):
         assert Raw(st.server)("GET", "/api/v1/namespaces")[0] == 200
     finally:
         st.stop()
+
+
+def test_service_account_files_for_pods(lab, raw):
+    files = lab.server.service_account_files("default", "default")
+    assert files["namespace"] == b"default" and files["ca.crt"].startswith(b"-----BEGIN")
+    st, review = raw.with_token(files["token"].decode())(
+        "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", {})
+    assert st == 201
+    assert review["status"]["userInfo"]["username"] == "system:serviceaccount:default:default"
+
+
+def test_listen_on_all_addresses_with_extra_san(tmp_path):
+    from labapi_helpers import start
+    st = start(cluster_name="anyaddr", host="0.0.0.0", sans=["127.0.0.2"])
+    try:
+        url = st.url.replace("127.0.0.1", "127.0.0.2")
+        cfg = st.server.kubeconfig(server=url)
+        assert cfg["clusters"][0]["cluster"]["server"] == url
+        raw = Raw(st.server)
+        raw.base = url
+        assert raw("GET", "/api/v1/namespaces")[0] == 200  # cert valid for the extra SAN
+    finally:
+        st.stop()

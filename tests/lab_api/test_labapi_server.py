@@ -161,3 +161,20 @@ def test_async_start_stop_on_callers_loop(tmp_path):
             await server.stop()
 
     assert asyncio.run(main()) == 200
+
+
+def test_stop_ends_open_watches_cleanly():
+    import threading
+    import time
+    st = start(cluster_name="stopper")
+    raw = Raw(st.server)
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(raw.watch(
+        "/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=60", timeout=30)))
+    t.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    st.stop()
+    t.join(5)
+    assert time.monotonic() - t0 < 3 and not st.thread.is_alive()
+    assert result == [[]]  # the stream ended with a clean EOF

@@ -1,0 +1,41 @@
+"""OverlayPool checks and free-space wording, kept apart from the allocation logic."""
+
+from __future__ import annotations
+
+from wgslice.ipam.cidr import make_network, span
+from wgslice.ipam.freespace import FreeSpace
+from wgslice.ipam.model import Pool
+
+
+def pool_problem(pool: Pool) -> str | None:
+    """Why a pool cannot be used, or None."""
+    if not pool.cidrs:
+        return "it has no spec.cidrs"
+    families = {n.version for n in pool.cidrs + pool.reserved}
+    if len(families) > 1:
+        return "spec.cidrs/spec.reservedCIDRs mix IPv4 and IPv6; a pool holds one family"
+    bits = pool.cidrs[0].max_prefixlen
+    for value, field in ((pool.slice_prefix_length, "spec.slicePrefixLength"),
+                         (pool.subnet_prefix_length, "spec.subnetPrefixLength")):
+        if value is not None and not 0 <= value <= bits:
+            return f"{field} {value} is out of range 0..{bits}"
+    if (pool.slice_prefix_length is not None and pool.subnet_prefix_length is not None
+            and pool.subnet_prefix_length < pool.slice_prefix_length):
+        return (f"spec.subnetPrefixLength {pool.subnet_prefix_length} is shorter than "
+                f"spec.slicePrefixLength {pool.slice_prefix_length}")
+    return None
+
+
+def pool_touches(pool: Pool, start: int, end: int) -> bool:
+    return any(s < end and start < e for s, e in map(span, pool.cidrs))
+
+
+def describe_free(free: FreeSpace) -> str:
+    largest = free.largest()
+    if largest is None:
+        return "none"
+    count = len(free.blocks())
+    net = make_network(free.bits, *largest)
+    total = free.total()
+    amount = f"{total:,}" if total < 1 << 32 else f"about 2^{total.bit_length() - 1}"
+    return f"{amount} addresses in {count} block(s), the largest {net} (/{largest[1]})"

@@ -1,0 +1,329 @@
+"""The member agent's loop: read hub + member, plan (pure), write member objects, report.
+
+One round (`MemberAgent.round`) is level-triggered and idempotent; the process runs rounds
+every `interval` seconds and whenever a watch wakes it. If the hub cannot be read, the
+round continues from the gateways' own ConfigMaps in the member (the last config the hub
+gave): the data plane keeps running, and reports resume when the hub is back.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from wgslice import __version__
+from wgslice.slice.member import objects
+from wgslice.slice.member.gwstatus import fetch_status
+from wgslice.slice.member.plan import (
+    ADDRESS_ANNOTATION,
+    GATEWAY_LABEL,
+    SLICE_LABEL,
+    SYSTEM_NAMESPACE,
+    Node,
+    Pod,
+    plan_member,
+)
+from wgslice.slice.model import GROUP, VERSION
+from wgslice.slice.status import MEMBER_FINALIZER, member_namespace
+
+log = logging.getLogger("wgslice.member")
+
+
+@dataclass
+class MemberAgent:
+    member: str
+    hub: client.ApiClient
+    local: client.ApiClient
+    image: str = "wgslice/wgslice:latest"
+    #: last MemberSlices read from the hub, for reporting through an outage
+    last_specs: list[dict[str, Any]] = field(default_factory=list)
+    hub_ok: bool = True
+
+    def __post_init__(self) -> None:
+        self.hub_co = client.CustomObjectsApi(self.hub)
+        self.core = client.CoreV1Api(self.local)
+        self.apps = client.AppsV1Api(self.local)
+        self.net = client.NetworkingV1Api(self.local)
+
+    # -- reading -------------------------------------------------------------------------------
+    def read_hub(self) -> list[dict[str, Any]] | None:
+        try:
+            items = self.hub_co.list_namespaced_custom_object(
+                GROUP, VERSION, member_namespace(self.member), "memberslices"
+            )["items"]
+        except (ApiException, OSError, Exception) as exc:
+            if self.hub_ok:
+                log.warning("hub unreachable, keeping the last config: %s", exc)
+            self.hub_ok = False
+            return None
+        if not self.hub_ok:
+            log.info("hub reachable again")
+        self.hub_ok = True
+        return list(items)
+
+    def read_member(self) -> tuple[list[Node], dict[str, dict[str, Any]], dict[str, Any]]:
+        nodes = []
+        for n in self.core.list_node().items:
+            addrs = {a.type: a.address for a in (n.status.addresses or [])}
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in (n.status.conditions or [])
+            )
+            nodes.append(
+                Node(
+                    n.metadata.name,
+                    addrs.get("InternalIP", ""),
+                    addrs.get("ExternalIP", ""),
+                    (n.metadata.labels or {}).get(GATEWAY_LABEL) == "true",
+                    ready,
+                )
+            )
+        previous, gateway_configs = {}, {}
+        cms = self.core.list_namespaced_config_map(SYSTEM_NAMESPACE, label_selector=SLICE_LABEL)
+        for cm in cms.items:
+            data = cm.data or {}
+            if "slice.yaml" in data:
+                previous[cm.metadata.labels[SLICE_LABEL]] = yaml.safe_load(data["slice.yaml"])
+            if "config.yaml" in data:
+                gateway_configs[cm.metadata.labels[SLICE_LABEL]] = yaml.safe_load(
+                    data["config.yaml"]
+                )
+        return nodes, previous, gateway_configs
+
+    def read_pods(self, namespaces: set[str]) -> list[Pod]:
+        pods = []
+        for p in self.core.list_pod_for_all_namespaces().items:
+            ann = (p.metadata.annotations or {}).get(ADDRESS_ANNOTATION, "")
+            if p.metadata.namespace not in namespaces and not ann:
+                continue
+            if p.spec.host_network:
+                continue
+            pods.append(
+                Pod(
+                    p.metadata.namespace,
+                    p.metadata.name,
+                    p.spec.node_name or "",
+                    ann,
+                    (p.status.phase or "Pending") in ("Pending", "Running")
+                    and not p.metadata.deletion_timestamp,
+                )
+            )
+        return pods
+
+    # -- one round -----------------------------------------------------------------------------
+    def round(self) -> None:
+        hub_items = self.read_hub()
+        nodes, previous, gateway_configs = self.read_member()
+        if hub_items is None:  # outage: run on what the member already holds
+            live = [
+                {
+                    "spec": {
+                        k: v
+                        for k, v in cfg.items()
+                        if k not in ("listenPort", "table", "tunnelAddress")
+                    },
+                    "metadata": {"name": s},
+                }
+                for s, cfg in gateway_configs.items()
+            ]
+            deleting: list[dict[str, Any]] = []
+        else:
+            live = [m for m in hub_items if not m["metadata"].get("deletionTimestamp")]
+            deleting = [m for m in hub_items if m["metadata"].get("deletionTimestamp")]
+            for m in live:
+                self._ensure_finalizer(m)
+        slice_namespaces = {ns for m in live for ns in m["spec"].get("namespaces") or []}
+        pods = self.read_pods(slice_namespaces)
+        plan = plan_member(self.member, live, nodes, pods, previous)
+        for problem in plan.problems:
+            log.warning("%s", problem)
+        for ns, slice_name in plan.namespaces.items():
+            self._ensure_namespace(ns, slice_name)
+        for (ns, name), addr in plan.annotate.items():
+            self._annotate(ns, name, addr)
+        specs = {m["spec"]["slice"]: m for m in live}
+        for name, local in plan.slices.items():
+            self._apply(objects.slice_configmap(local))
+            for obj in objects.gateway_objects(local, specs[name]["spec"], self.image):
+                self._apply(obj)
+            iso = specs[name]["spec"].get("isolation") or {}
+            for ns in local.namespaces:
+                if iso.get("enabled", True):
+                    self._apply(
+                        objects.isolation_policy(ns, local, iso.get("allowedNamespaces") or [])
+                    )
+                else:
+                    self._delete("networkpolicy", ns, "wgslice-isolation")
+        gone = set(previous) - set(plan.slices)
+        for name in gone | {m["spec"]["slice"] for m in deleting}:
+            if hub_items is None:
+                break  # never tear down on a hub outage
+            self._teardown(name, previous.get(name, {}))
+        for m in deleting:
+            if self._torn_down(m["spec"]["slice"]):
+                self._release(m)
+        if hub_items is not None:
+            attached: dict[str, int] = {}
+            for pod in pods:
+                if pod.running and (pod.namespace, pod.name) not in plan.annotate and pod.address:
+                    attached[pod.namespace] = attached.get(pod.namespace, 0) + 1
+            for name, local in plan.slices.items():
+                self._report(specs[name], local, nodes, attached)
+            self._heartbeat()
+
+    # -- writing -------------------------------------------------------------------------------
+    def _apply(self, obj: Mapping[str, Any]) -> None:
+        kind, meta = obj["kind"], obj["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        create, patch = {
+            "ConfigMap": (
+                self.core.create_namespaced_config_map,
+                self.core.patch_namespaced_config_map,
+            ),
+            "Deployment": (
+                self.apps.create_namespaced_deployment,
+                self.apps.patch_namespaced_deployment,
+            ),
+            "NetworkPolicy": (
+                self.net.create_namespaced_network_policy,
+                self.net.patch_namespaced_network_policy,
+            ),
+        }[kind]
+        try:
+            patch(name, ns, obj)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            create(ns, obj)
+
+    def _delete(self, kind: str, ns: str, name: str) -> None:
+        fn = {
+            "configmap": self.core.delete_namespaced_config_map,
+            "deployment": self.apps.delete_namespaced_deployment,
+            "networkpolicy": self.net.delete_namespaced_network_policy,
+        }[kind]
+        try:
+            fn(name, ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _ensure_namespace(self, ns: str, slice_name: str) -> None:
+        body = {"metadata": {"name": ns, "labels": {SLICE_LABEL: slice_name}}}
+        try:
+            current = self.core.read_namespace(ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.core.create_namespace(body)
+            return
+        if (current.metadata.labels or {}).get(SLICE_LABEL) != slice_name:
+            self.core.patch_namespace(ns, body)
+
+    def _annotate(self, ns: str, name: str, addr: str) -> None:
+        try:
+            self.core.patch_namespaced_pod(
+                name, ns, {"metadata": {"annotations": {ADDRESS_ANNOTATION: addr or None}}}
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def _teardown(self, name: str, previous: Mapping[str, Any]) -> None:
+        gw = f"wgslice-gw-{name}"
+        self._delete("deployment", SYSTEM_NAMESPACE, gw)
+        self._delete("configmap", SYSTEM_NAMESPACE, gw)
+        for ns in previous.get("namespaces") or []:
+            self._delete("networkpolicy", ns, "wgslice-isolation")
+        if self._torn_down(name):
+            self._delete("configmap", SYSTEM_NAMESPACE, f"wgslice-slice-{name}")
+
+    def _torn_down(self, name: str) -> bool:
+        """The gateway's pods are gone (their exit removes the interface and routes)."""
+        pods = self.core.list_namespaced_pod(
+            SYSTEM_NAMESPACE,
+            label_selector=f"{SLICE_LABEL}={name},app.kubernetes.io/name=wgslice-gateway",
+        )
+        return not pods.items
+
+    def _ensure_finalizer(self, m: Mapping[str, Any]) -> None:
+        finalizers = m["metadata"].get("finalizers") or []
+        if MEMBER_FINALIZER not in finalizers:
+            self.hub_co.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                m["metadata"]["namespace"],
+                "memberslices",
+                m["metadata"]["name"],
+                {
+                    "metadata": {
+                        "finalizers": [*finalizers, MEMBER_FINALIZER],
+                        "resourceVersion": m["metadata"]["resourceVersion"],
+                    }
+                },
+            )
+
+    def _release(self, m: Mapping[str, Any]) -> None:
+        finalizers = [f for f in m["metadata"].get("finalizers") or [] if f != MEMBER_FINALIZER]
+        self.hub_co.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            m["metadata"]["namespace"],
+            "memberslices",
+            m["metadata"]["name"],
+            {"metadata": {"finalizers": finalizers}},
+        )
+
+    def _report(
+        self, m: Mapping[str, Any], local: Any, nodes: list[Node], attached: Mapping[str, int]
+    ) -> None:
+        node = next((n for n in nodes if n.name == local.gateway_node), None)
+        status, error = None, ""
+        if node is not None:
+            status, error = fetch_status(node.ip, local.status_port)
+        host = (node.external_ip or node.ip) if node else ""
+        endpoint = f"{host}:{local.listen_port}" if host else ""
+        body = objects.member_slice_status(
+            int(m["metadata"].get("generation") or 0),
+            status,
+            endpoint,
+            {ns: attached.get(ns, 0) for ns in local.namespaces},
+            _now(),
+            error,
+        )
+        self.hub_co.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            m["metadata"]["namespace"],
+            "memberslices",
+            m["metadata"]["name"],
+            {"status": body},
+        )
+
+    def _heartbeat(self) -> None:
+        try:
+            self.hub_co.patch_cluster_custom_object_status(
+                GROUP,
+                VERSION,
+                "memberclusters",
+                self.member,
+                {
+                    "status": {
+                        "lastHeartbeat": _now(),
+                        "agentVersion": __version__,
+                        "namespace": member_namespace(self.member),
+                    }
+                },
+            )
+        except ApiException as exc:
+            log.warning("heartbeat refused: %s", exc.status)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,1 @@
+"""Node agent: slice interfaces in pods, per-slice routing, VXLAN between nodes."""

@@ -1,0 +1,181 @@
+"""Desired node state from (node, slice configs, attached pods): pure, deterministic.
+
+The data path (docs/node-agent.md) follows BRIEF's measured prototype: per slice a routing
+table *T* selected by policy rules (`iif <pod veth>`, `iif <vxlan>`, `iif <wg>`, and
+`iif lo to <slice cidr>`, without which rp_filter breaks ARP and PMTU errors), a VXLAN
+between the cluster's nodes, `unreachable default` in *T* and `unreachable <cidr>` in main,
+and rp_filter=1 on every slice device so a spoofed source dies at the first node.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wgslice.slice.nodeagent.model import (
+    RT_PROTO,
+    UNREACHABLE_METRIC,
+    Addr,
+    AttachedPod,
+    Fdb,
+    Link,
+    NodeState,
+    PodNet,
+    Route,
+    Rule,
+    SliceConfig,
+    Sysctl,
+    veth_name,
+    vxlan_name,
+)
+
+__all__ = ["RT_PROTO", "NodePlan", "parse_configs", "plan_node"]
+
+MAIN_TABLE = 254
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    state: NodeState
+    attached: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # slice -> ns/name
+    problems: tuple[str, ...] = ()
+
+
+def parse_configs(docs: Iterable[Mapping[str, Any]]) -> tuple[list[SliceConfig], list[str]]:
+    """Parse `slice.yaml` documents; a bad one is reported and left out, never fatal."""
+    out, problems = [], []
+    for d in docs:
+        try:
+            out.append(SliceConfig.from_dict(d))
+        except ValueError as exc:
+            problems.append(str(exc))
+    return out, problems
+
+
+def _usable(configs: Iterable[SliceConfig], problems: list[str]) -> list[SliceConfig]:
+    """Drop configs that would collide with an earlier one (by slice name) in table, VNI or
+    CIDR: two slices sharing a table would not be isolated."""
+    seen: list[SliceConfig] = []
+    for cfg in sorted(configs, key=lambda c: c.slice):
+        clash = next((o for o in seen if o.slice == cfg.slice or o.table == cfg.table
+                      or o.vni == cfg.vni or o.cidr.overlaps(cfg.cidr)), None)
+        if clash:
+            problems.append(f"slice {cfg.slice}: table/vni/cidr collides with slice "
+                            f"{clash.slice}; left out")
+            continue
+        seen.append(cfg)
+    return seen
+
+
+def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[AttachedPod], *,
+              wg_ifname: Callable[[SliceConfig], str] | None = None) -> NodePlan:
+    """Everything the node agent should own on `node`. `pods` are all annotated pods of the
+    cluster (pods on other nodes become /32 routes over the VXLAN); `wg_ifname` names the
+    gateway's WireGuard interface (default: the gateway's own naming)."""
+    wg_name = wg_ifname or (lambda c: c.wg_ifname)
+    problems: list[str] = []
+    links: set[Link] = set()
+    addrs: set[Addr] = set()
+    fdb: set[Fdb] = set()
+    routes: set[Route] = set()
+    rules: set[Rule] = set()
+    sysctls: set[Sysctl] = set()
+    podnets: set[PodNet] = set()
+    attached: dict[str, tuple[str, ...]] = {}
+    usable = _usable(configs, problems)
+    by_ns = {}
+    for cfg in usable:
+        for ns in cfg.namespaces:
+            by_ns.setdefault(ns, cfg)
+
+    slice_pods: dict[str, list[AttachedPod]] = {c.slice: [] for c in usable}
+    taken: dict[tuple[str, str], str] = {}
+    for pod in sorted(pods, key=lambda p: (p.namespace, p.name, p.uid)):
+        cfg = by_ns.get(pod.namespace)
+        who = f"{pod.namespace}/{pod.name}"
+        if cfg is None:
+            problems.append(f"pod {who}: namespace is in no slice on this member; ignored")
+            continue
+        try:
+            ip = ipaddress.IPv4Address(pod.slice_address)
+        except ValueError:
+            problems.append(f"pod {who}: bad slice address {pod.slice_address!r}")
+            continue
+        node_addrs = {n.address for n in cfg.nodes.values()}
+        if ip not in cfg.subnet or str(ip) in node_addrs or str(ip) == cfg.gateway_address:
+            problems.append(f"pod {who}: slice address {ip} is not a pod address of "
+                            f"{cfg.subnet}")
+            continue
+        if (cfg.slice, str(ip)) in taken:
+            problems.append(f"pod {who}: slice address {ip} already used by "
+                            f"{taken[(cfg.slice, str(ip))]}")
+            continue
+        taken[(cfg.slice, str(ip))] = who
+        slice_pods[cfg.slice].append(pod)
+
+    for cfg in usable:
+        me = cfg.nodes.get(node)
+        if me is None:
+            problems.append(f"slice {cfg.slice}: node {node} not in the slice config yet")
+            continue
+        t = cfg.table
+        vx = vxlan_name(cfg.vni)
+        # Global knobs only once a slice lives here; never reverted (others may rely on
+        # forwarding; all.rp_filter must be <= 1 for the per-device value to be strict).
+        sysctls.update({Sysctl("net/ipv4/ip_forward", "1"),
+                        Sysctl("net/ipv4/conf/all/rp_filter", "0")})
+        cidr = str(cfg.cidr)
+        links.add(Link(vx, "vxlan", cfg.mtu, vni=cfg.vni, port=cfg.vxlan_port,
+                       local=me.node_ip))
+        addrs.add(Addr(vx, f"{me.address}/32"))
+        sysctls.add(Sysctl(f"net/ipv4/conf/{vx}/rp_filter", "1"))
+        rules.add(Rule(t, vx))
+        rules.add(Rule(t, "lo", cidr))
+        routes.add(Route(t, "0.0.0.0/0", "unreachable", metric=UNREACHABLE_METRIC))
+        routes.add(Route(MAIN_TABLE, cidr, "unreachable", metric=UNREACHABLE_METRIC))
+        for other, info in sorted(cfg.nodes.items()):
+            if other == node:
+                continue
+            if info.node_ip != me.node_ip:
+                fdb.add(Fdb(vx, info.node_ip))
+            routes.add(Route(t, f"{info.address}/32", dev=vx))
+        gw = cfg.nodes.get(cfg.gateway_node)
+        if cfg.gateway_node == node:
+            rules.add(Rule(t, wg_name(cfg)))  # the gateway adds it too; harmless twice
+        elif gw is not None:
+            for net in (*cfg.remote_subnets, f"{cfg.gateway_address}/32"):
+                routes.add(Route(t, str(net), dev=vx, via=gw.address))
+        else:
+            problems.append(f"slice {cfg.slice}: gateway node {cfg.gateway_node!r} unknown; "
+                            f"remote subnets unreachable from this node")
+        names = []
+        for pod in slice_pods[cfg.slice]:
+            dst = f"{pod.slice_address}/32"
+            if pod.node != node:
+                info = cfg.nodes.get(pod.node)
+                if info is None:
+                    problems.append(f"pod {pod.namespace}/{pod.name}: node {pod.node} not "
+                                    f"in slice {cfg.slice}")
+                elif info.address != me.address:
+                    routes.add(Route(t, dst, dev=vx, via=info.address))
+                continue
+            if not pod.netns:
+                problems.append(f"pod {pod.namespace}/{pod.name}: network namespace not "
+                                f"known yet")
+                continue
+            host = veth_name(cfg.slice, pod.key)
+            links.add(Link(host, "veth", cfg.mtu))
+            addrs.add(Addr(host, f"{me.address}/32"))  # ARP source towards the pod
+            sysctls.add(Sysctl(f"net/ipv4/conf/{host}/rp_filter", "1"))
+            rules.add(Rule(t, host))
+            routes.add(Route(t, dst, dev=host))
+            podnets.add(PodNet(netns=pod.netns, peer=host, address=(dst,),
+                               routes=((cidr, me.address),), mtu=cfg.mtu))
+            names.append(f"{pod.namespace}/{pod.name}")
+        attached[cfg.slice] = tuple(names)
+
+    state = NodeState(frozenset(links), frozenset(addrs), frozenset(fdb), frozenset(routes),
+                      frozenset(rules), frozenset(sysctls), frozenset(podnets))
+    return NodePlan(state, attached, tuple(problems))

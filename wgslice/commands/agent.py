@@ -1,0 +1,57 @@
+"""`wgslice agent member|node`: the agents the member chart runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("agent", help="run a member-cluster agent (what the member chart runs)")
+    agents = p.add_subparsers(dest="agent", metavar="AGENT", required=True)
+    m = agents.add_parser(
+        "member",
+        help="run the member agent: gateways, namespaces, reports to the hub",
+        description="Reads this member's MemberSlices from the hub, runs their gateways in "
+        "this cluster, and reports status and heartbeats back.",
+    )
+    m.add_argument("--member", required=True, help="this member cluster's name in the hub")
+    m.add_argument("--hub-kubeconfig", required=True, metavar="PATH",
+                   help="credentials for the hub (from `wgslice join`)")
+    m.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), metavar="PATH",
+                   help="this member cluster (default: in-cluster service account)")
+    m.add_argument("--image", default=os.environ.get("WGSLICE_IMAGE", "wgslice/wgslice:latest"),
+                   help="image for the gateway Deployments (default: $WGSLICE_IMAGE)")
+    m.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
+    m.set_defaults(func=run_member)
+
+
+def _client(path: str | None):  # type: ignore[no-untyped-def]
+    from kubernetes import client, config
+
+    if path:
+        return config.new_client_from_config(config_file=path)
+    config.load_incluster_config()
+    return client.ApiClient()
+
+
+def run_member(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from wgslice.slice.member.agent import MemberAgent
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    agent = MemberAgent(args.member, _client(args.hub_kubeconfig), _client(args.kubeconfig),
+                        image=args.image)
+    while not stop.is_set():
+        try:
+            agent.round()
+        except Exception:  # keep the agent alive; the next round re-reads everything
+            logging.getLogger("wgslice.member").exception("round failed")
+        stop.wait(args.interval)
+    return 0
