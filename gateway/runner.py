@@ -126,7 +126,10 @@ def run(opts: RunOptions) -> int:
                     fut.set_exception(exc)
             if now >= next_tick:
                 next_tick = now + opts.tick
-                gateway.tick()
+                try:
+                    gateway.tick()
+                except Exception:  # one bad second must not kill the data path
+                    log.exception("health tick failed")
             stop.wait(min(opts.poll, max(0.0, next_tick - time.monotonic())))
     finally:
         if server is not None:
@@ -157,3 +160,6 @@ def _reload(gateway, path: Path) -> None:
     except ConfigError as exc:
         log.error("refused new config, keeping the running one: %s", exc)
         gateway.refuse(str(exc))
+    except Exception as exc:  # device or netlink failed mid-way: report; SIGHUP retries
+        log.exception("applying %s failed", path)
+        gateway.refuse(f"applying the config failed: {exc}")

@@ -82,7 +82,7 @@ def serve(gateway: Gateway, address: str, *, rotate: callable | None = None,
           tls_ca: Path | None = None) -> tuple[grpc.Server, int]:
     """Start the server (returns at once) and return it with the bound TCP port (0 for a
     unix socket); the caller stops it with ``server.stop(grace)``."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="grpc"))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="grpc"))
     pb_grpc.add_GatewayStatusServiceServicer_to_server(StatusServicer(gateway, rotate), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

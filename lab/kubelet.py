@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wgslice.lab import events
+from wgslice.lab import events, recovery
 from wgslice.lab import netns as nx
 from wgslice.lab import runtime as rt
 from wgslice.lab import topology as topo
 from wgslice.lab.kubeclient import ApiError, Client, Informer, path_for
+from wgslice.lab.nodes import NodeAgent
 from wgslice.lab.podprep import PodPreparer
 from wgslice.lab.podspec import PodSpecError
 from wgslice.lab.podstatus import pod_status
@@ -35,7 +36,6 @@ from wgslice.lab.state import LabDirs
 
 log = logging.getLogger("wgslice.lab.kubelet")
 Obj = dict[str, Any]
-HEARTBEAT_S = 20.0
 MAX_BACKOFF_S = 20.0
 
 
@@ -65,6 +65,7 @@ class PodRun:
     names: list[str] = field(default_factory=list)  # app containers, in spec order
     init_names: list[str] = field(default_factory=list)
     waiting: tuple[str, str] = ("ContainerCreating", "")
+    adopted_restarts: dict[str, int] = field(default_factory=dict)
 
 
 class Kubelet:
@@ -80,6 +81,10 @@ class Kubelet:
         self.used_ips: dict[str, set[str]] = {n.name: set() for n in cluster.nodes}
         self.python = sys.executable
         self.prep = PodPreparer(client, cluster, dirs, ca_file, self.python)
+        self.records = recovery.load_records(dirs.pods(cluster.name))
+        for rec in self.records.values():
+            if rec.get("ip") and not rec.get("hostNetwork") and rec.get("node") in self.used_ips:
+                self.used_ips[rec["node"]].add(rec["ip"])
         self._tasks: set[asyncio.Task[None]] = set()
         pods.on_change(self.on_pod)
 
@@ -88,52 +93,6 @@ class Kubelet:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # -- nodes ------------------------------------------------------------------------
-    def node_object(self, node: topo.NodePlan) -> Obj:
-        return {
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": node.name, "labels": node.labels,
-                         "annotations": {"wgslice.io/lab-netns": node.netns}},
-            "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr]},
-        }
-
-    def node_status(self, node: topo.NodePlan) -> Obj:
-        stamp = rt.now_iso()
-        addresses = [{"type": "InternalIP", "address": node.ip},
-                     {"type": "Hostname", "address": node.name}]
-        if node.wan_ip:
-            addresses.insert(1, {"type": "ExternalIP", "address": node.wan_ip})
-        res = {"cpu": "2", "memory": "4Gi", "pods": "110", "ephemeral-storage": "20Gi"}
-        return {"status": {
-            "addresses": addresses, "capacity": res, "allocatable": res,
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                            "message": "lab kubelet is posting ready status",
-                            "lastHeartbeatTime": stamp, "lastTransitionTime": stamp}],
-            "nodeInfo": {"kubeletVersion": "v1.37.0-wgslice-lab", "osImage": "wgslice lab",
-                         "operatingSystem": "linux", "architecture": "amd64",
-                         "containerRuntimeVersion": "wgslice-lab://netns",
-                         "kernelVersion": "", "kubeProxyVersion": "", "machineID": "",
-                         "systemUUID": "", "bootID": ""},
-        }}
-
-    async def register_nodes(self) -> None:
-        for node in self.cluster.nodes:
-            path = path_for("v1", "nodes", name=node.name)
-            if await self.client.get(path) is None:
-                with contextlib.suppress(ApiError):
-                    await self.client.create(path_for("v1", "nodes"), self.node_object(node))
-            await self.client.patch(path + "/status", self.node_status(node))
-
-    async def heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_S)
-            for node in self.cluster.nodes:
-                try:
-                    await self.client.patch(path_for("v1", "nodes", name=node.name) + "/status",
-                                            self.node_status(node))
-                except Exception as exc:
-                    log.warning("heartbeat %s: %s", node.name, exc)
 
     # -- pod events -------------------------------------------------------------------
     def _mine(self, pod: Obj) -> topo.NodePlan | None:
@@ -156,6 +115,8 @@ class Kubelet:
             return
         if meta.get("deletionTimestamp"):
             if run is None:
+                if uid in self.records:
+                    await asyncio.to_thread(recovery.teardown, self.records.pop(uid))
                 self._spawn(self.finalize_delete(pod))
             elif not run.terminating:
                 self._spawn(self.terminate(run, pod))
@@ -175,6 +136,16 @@ class Kubelet:
             for c in spec.get("containers") or []:
                 run.names.append(c["name"])
                 run.images[c["name"]] = c.get("image", "")
+            rec = self.records.pop(uid, None)
+            if rec is not None:  # left by a previous kubelet: same sandbox, fresh processes
+                await asyncio.to_thread(recovery.stop_processes, rec)
+                run.netns, run.ip = rec.get("netns", ""), rec.get("ip", "")
+                if not run.host_network and not nx.exists(run.netns):
+                    run.netns = ""  # rebuilt by the sandbox step, same address
+                run.host_veth = topo.pod_host_veth(uid)
+                run.adopted_restarts = {c["name"]: int(c.get("restartCount", 0)) + 1 for c in
+                                        (pod.get("status") or {}).get("containerStatuses")
+                                        or []}
             self.runs[uid] = run
             self._spawn(self.start_pod(run, pod))
 
@@ -228,7 +199,8 @@ class Kubelet:
             logs = run.dir / "logs"
             run.inits = [rt.ContainerRun(plan=p, log_path=logs / f"{p.name}.log", init=True)
                          for p in inits]
-            run.containers = [rt.ContainerRun(plan=p, log_path=logs / f"{p.name}.log")
+            run.containers = [rt.ContainerRun(plan=p, log_path=logs / f"{p.name}.log",
+                                              restart_count=run.adopted_restarts.get(p.name, 0))
                               for p in plans]
             run.started = True
             await self._annotate(run)
@@ -423,8 +395,14 @@ class Kubelet:
                      "preconditions": {"uid": run.uid}})
 
     async def run_forever(self) -> None:
-        await self.register_nodes()
-        self._spawn(self.heartbeat())
+        nodes = NodeAgent(self.client, self.cluster)
+        await nodes.register()
+        self._spawn(nodes.heartbeat())
+        await self.pods.synced.wait()
+        await asyncio.sleep(1.0)  # let the initial list's pods claim their records
+        for uid in list(self.records):
+            if uid not in self.runs:
+                await asyncio.to_thread(recovery.teardown, self.records.pop(uid))
         while True:
             try:
                 await self.tick()

@@ -142,7 +142,16 @@ def up(members: int, nodes: int, say: Say, timeout: float = 60.0,
         dead = [c.name for c in plan.clusters
                 if not alive(read_pid(dirs.supervisor_pidfile(c.name)))]
         if existing.get("phase") == "ready" and not dead:
-            say(f"lab already up: {describe(existing)}; nothing to do")
+            say(f"lab already up: {describe(existing)}; nothing to do "
+                f"(`wgslice lab status` shows what runs)")
+            return plan
+        if existing.get("phase") == "ready" and set(plan.cluster_names) >= set(dead):
+            say(f"lab exists ({describe(existing)}); restarting the supervisor(s) of "
+                f"{', '.join(dead)}")
+            t0 = time.monotonic()
+            procs = {c.name: _spawn_supervisor(dirs, c) for c in plan.clusters
+                     if c.name in dead}
+            _wait_ready(dirs, plan, procs, say, t0, timeout)
             return plan
         raise UserError(
             f"a lab in {dirs.root} is incomplete ({describe(existing)}, phase "
@@ -185,17 +194,7 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
     say(f"networks: {len(plan.clusters)} clusters, "
         f"{sum(len(c.nodes) for c in plan.clusters)} nodes, WAN {plan.wan_cidr} "
         f"({time.monotonic() - t0:.1f} s)")
-    env = dict(os.environ, **dirs.env())
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    for c in plan.clusters:
-        log = open(dirs.supervisor_log(c.name), "ab")  # noqa: SIM115 (child keeps it)
-        proc = subprocess.Popen([sys.executable, "-m", "wgslice.lab.supervisor", "--cluster",
-                                 c.name], stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=env, cwd="/",
-                                start_new_session=True)
-        log.close()
-        dirs.record("pid", str(proc.pid))
-        procs[c.name] = proc
+    procs = {c.name: _spawn_supervisor(dirs, c) for c in plan.clusters}
     _wait_ready(dirs, plan, procs, say, t0, timeout)
     kubeconfig = write_kubeconfig(dirs, plan)
     lab["phase"] = "ready"
@@ -205,9 +204,21 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
     return plan
 
 
+def _spawn_supervisor(dirs: LabDirs, cluster: topo.ClusterPlan) -> subprocess.Popen[bytes]:
+    """Start a cluster's supervisor detached (own session; log in its cluster dir)."""
+    env = dict(os.environ, **dirs.env())
+    with open(dirs.supervisor_log(cluster.name), "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "wgslice.lab.supervisor", "--cluster",
+                                 cluster.name], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, env=env, cwd="/",
+                                start_new_session=True)
+    dirs.record("pid", str(proc.pid))
+    return proc
+
+
 def _wait_ready(dirs: LabDirs, plan: topo.LabPlan, procs: dict[str, subprocess.Popen[bytes]],
                 say: Say, t0: float, timeout: float) -> None:
-    pending = {c.name: c for c in plan.clusters}
+    pending = {c.name: c for c in plan.clusters if c.name in procs}
     deadline = time.monotonic() + timeout
     while pending:
         for name, c in list(pending.items()):

@@ -113,6 +113,16 @@ def plan(
             valid.append(s)
     valid, claimed = _check_namespace_claims(valid)
     problems.extend(claimed)
+    # A slice refused here keeps what it already holds: its space is not handed out.
+    kept = {s.name for s in valid}
+    held = [
+        *held,
+        *(
+            ipam.Avoid(owner=f"Slice {s.name} (allocated)", cidr=s.status_cidr)
+            for s in inventory.slices
+            if s.name not in kept and s.status_cidr is not None
+        ),
+    ]
 
     result = ipam.allocate(
         pools=[_to_ipam_pool(p) for p in pools],
@@ -130,12 +140,11 @@ def plan(
     ]
 
     plans: list[SlicePlan] = []
-    failed = {e.slice for e in result.errors}
     for name in sorted(result.allocations):
-        if name in failed:  # allocated in part (kept, sticky) but not plannable yet
-            continue
         s = by_name[name]
         alloc = result.allocations[name]
+        if any(alloc.subnet(m) is None for m in s.members):
+            continue  # a member without a subnet (reported above): keep the last good state
         try:
             graph = build_graph(s.members, s.topology)
         except TopologyError as exc:

@@ -121,32 +121,57 @@ def _deploy_cells(o: dict[str, Any]) -> list[Any]:
             st.get("availableReplicas", 0)]
 
 
-_BUILTIN: dict[tuple[str, str], tuple[list[tuple[str, str]], Any]] = {
+def _svc_cells(o: dict[str, Any]) -> list[Any]:
+    spec = o.get("spec") or {}
+    ingress = ((o.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    ext = ",".join(i.get("ip") or i.get("hostname", "") for i in ingress) or (
+        ",".join(spec.get("externalIPs") or []) or "<none>")
+    ports = ",".join(f"{p.get('port')}{':' + str(p['nodePort']) if p.get('nodePort') else ''}"
+                     f"/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or [])
+    return [spec.get("type", "ClusterIP"), spec.get("clusterIP") or "<none>", ext,
+            ports or "<none>"]
+
+
+def _node_ip(o: dict[str, Any]) -> list[Any]:
+    addrs = (o.get("status") or {}).get("addresses") or []
+    return [next((a.get("address") for a in addrs if a.get("type") == "InternalIP"), "<none>")]
+
+
+# kind -> (columns before Age, their cells, -o wide columns after Age, their cells)
+_Cols = list[tuple[str, str]]
+_BUILTIN: dict[tuple[str, str], tuple[_Cols, Any, _Cols, Any]] = {
     ("", "pods"): ([("Ready", "string"), ("Status", "string"), ("Restarts", "integer")],
-                   _pod_cells),
+                   _pod_cells, [("IP", "string"), ("Node", "string")],
+                   lambda o: [(o.get("status") or {}).get("podIP") or "<none>",
+                              (o.get("spec") or {}).get("nodeName") or "<none>"]),
     ("", "nodes"): ([("Status", "string"), ("Roles", "string"), ("Version", "string")],
-                    _node_cells),
+                    _node_cells, [("Internal-IP", "string")], _node_ip),
     ("", "namespaces"): ([("Status", "string")],
-                         lambda o: [(o.get("status") or {}).get("phase", "Active")]),
+                         lambda o: [(o.get("status") or {}).get("phase", "Active")], [], None),
+    ("", "services"): ([("Type", "string"), ("Cluster-IP", "string"),
+                        ("External-IP", "string"), ("Port(s)", "string")], _svc_cells,
+                       [("Selector", "string")],
+                       lambda o: [",".join(f"{k}={v}" for k, v in (
+                           (o.get("spec") or {}).get("selector") or {}).items()) or "<none>"]),
     ("apps", "deployments"): ([("Ready", "string"), ("Up-to-date", "integer"),
-                               ("Available", "integer")], _deploy_cells),
+                               ("Available", "integer")], _deploy_cells, [], None),
 }
 
 
+def _col(name: str, typ: str, priority: int = 0, fmt: str = "", desc: str = "") -> Any:
+    return {"name": name, "type": typ, "format": fmt, "priority": priority, "description": desc}
+
+
 def columns(rt: ResourceType) -> list[dict[str, Any]]:
-    cols = [{"name": "Name", "type": "string", "format": "name", "priority": 0,
-             "description": "Name must be unique within a namespace."}]
+    cols = [_col("Name", "string", 0, "name", "Name must be unique within a namespace.")]
     if rt.printer_columns:
-        for c in rt.printer_columns:
-            cols.append({"name": c.get("name", ""), "type": c.get("type", "string"),
-                         "format": c.get("format", ""), "priority": c.get("priority", 0),
-                         "description": c.get("description", "")})
+        cols += [_col(c.get("name", ""), c.get("type", "string"), c.get("priority", 0),
+                      c.get("format", ""), c.get("description", "")) for c in rt.printer_columns]
         return cols
-    extra, _ = _BUILTIN.get(rt.key, ([], None))
-    cols += [{"name": n, "type": t, "format": "", "priority": 0, "description": ""}
-             for n, t in extra]
-    cols.append({"name": "Age", "type": "string", "format": "", "priority": 0,
-                 "description": "CreationTimestamp"})
+    extra, _, wide, _ = _BUILTIN.get(rt.key, ([], None, [], None))
+    cols += [_col(n, t) for n, t in extra]
+    cols.append(_col("Age", "string", 0, "", "CreationTimestamp"))
+    cols += [_col(n, t, 1) for n, t in wide]
     return cols
 
 
@@ -156,10 +181,12 @@ def row(rt: ResourceType, obj: dict[str, Any], include: str = "Metadata") -> dic
         cells += [_cell(jsonpath(obj, c.get("jsonPath", "")), c.get("type", "string"))
                   for c in rt.printer_columns]
     else:
-        _, fn = _BUILTIN.get(rt.key, ([], None))
+        _, fn, _, wide_fn = _BUILTIN.get(rt.key, ([], None, [], None))
         if fn:
             cells += fn(obj)
         cells.append(human_age(obj["metadata"].get("creationTimestamp")))
+        if wide_fn:
+            cells += wide_fn(obj)
     r: dict[str, Any] = {"cells": cells}
     if include == "Object":
         r["object"] = obj

@@ -157,7 +157,7 @@ class SimulationError(AssertionError):
     """An operation the kernel would refuse (missing device, name taken, ...)."""
 
 
-def simulate(state: NodeState, ops: list[Op]) -> NodeState:  # noqa: C901 (a plain dispatch)
+def simulate(state: NodeState, ops: list[Op]) -> NodeState:
     """Apply `ops` to `state` as the kernel would; raises SimulationError on what it would
     refuse. Test-only model of the adapter, kept next to `diff` so they evolve together."""
     links = {lk.name: lk for lk in state.links}

@@ -187,7 +187,8 @@ class Sysctl:
     @property
     def dev(self) -> str | None:
         parts = self.key.split("/")
-        if len(parts) == 5 and parts[:3] == ["net", "ipv4", "conf"]:
+        if (len(parts) == 5 and parts[:3] == ["net", "ipv4", "conf"]
+                and parts[3] not in ("all", "default")):
             return parts[3]
         return None
 

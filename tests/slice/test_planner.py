@@ -171,3 +171,32 @@ def test_planned_slices_never_overlap_each_other_or_members(specs) -> None:
         assert all(s.subnet_of(sp.cidr) for s in subnets)
         assert len({s for s in subnets}) == len(subnets)
         assert all(isinstance(s, ipaddress.IPv4Network) for s in subnets)
+
+
+def test_a_refused_slice_keeps_its_stored_cidr_out_of_other_hands() -> None:
+    """A slice with an unknown member (e.g. a typo in an edit) keeps its allocation."""
+    inventory = load()
+    first = run(inventory)
+    stored = with_status(inventory, first)
+    shop = next(s for s in stored.slices if s.name == "shop")
+    typo = replace(shop, members=("east", "wset"))
+    newcomer = load(slice_doc("aaa", ["east", "west"]))
+    others = tuple(s for s in stored.slices if s.name != "shop")
+    after = run(
+        replace(newcomer, slices=(*others, typo, *(s for s in newcomer.slices if s.name == "aaa")))
+    )
+    assert "shop" not in allocations(after)
+    assert allocations(after)["aaa"][0] != str(shop.status_cidr)
+    assert any(p.obj == "Slice shop" and "wset" in p.message for p in after.problems)
+
+
+def test_a_kept_cidr_edit_is_reported_but_the_slice_stays_planned() -> None:
+    inventory = load()
+    stored = with_status(inventory, run(inventory))
+    shop = next(s for s in stored.slices if s.name == "shop")
+    edited = replace(shop, cidr=ipaddress.ip_network("10.239.0.0/20"))
+    after = run(
+        replace(stored, slices=tuple(edited if s.name == "shop" else s for s in stored.slices))
+    )
+    assert allocations(after)["shop"][0] == str(shop.status_cidr)
+    assert any(p.obj == "Slice shop" and p.field == "spec.cidr" for p in after.problems)
