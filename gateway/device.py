@@ -102,6 +102,31 @@ def _set_pdeathsig() -> None:  # runs in the child between fork and exec
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _link_exists(ifname: str) -> bool:
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        return bool(ipr.link_lookup(ifname=ifname))
+
+
+def _wait_link_gone(ifname: str, timeout: float, *, delete: bool = False) -> None:
+    """A tun device outlives its wireguard-go for a moment; a new wireguard-go that attaches
+    to the dying one exits when it vanishes (seen here on quick restarts). Wait it out, or
+    delete a stale one left by a crashed predecessor."""
+    from pyroute2 import IPRoute, NetlinkError
+
+    deadline = time.monotonic() + timeout
+    while _link_exists(ifname):
+        if time.monotonic() > deadline:
+            if not delete:
+                return
+            with IPRoute() as ipr, contextlib.suppress(NetlinkError):
+                ipr.link("del", ifname=ifname)
+            delete = False
+            deadline = time.monotonic() + timeout
+        time.sleep(0.02)
+
+
 class UserspaceDevice:
     """A wireguard-go child process plus its private UAPI socket."""
 
@@ -114,6 +139,7 @@ class UserspaceDevice:
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with contextlib.suppress(FileNotFoundError):
             self.sock.unlink()
+        _wait_link_gone(ifname, 2.0, delete=True)
         binary = shutil.which("wireguard-go")
         if not binary:
             raise DeviceError("no kernel WireGuard and no wireguard-go binary on PATH")
@@ -200,6 +226,7 @@ class UserspaceDevice:
                 self.proc.wait(3)
         with contextlib.suppress(FileNotFoundError):
             self.sock.unlink()
+        _wait_link_gone(self.ifname, 2.0)
 
 
 # ------------------------------------------------------------------------------ kernel

@@ -18,6 +18,7 @@ from wgslice.errors import UserError
 #: Sub-command modules, in the order `wgslice --help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "wgslice.commands.plan",
+    "wgslice.commands.join",
     "wgslice.commands.controller",
     "wgslice.commands.agent",
     "wgslice.commands.lab",

@@ -339,6 +339,32 @@ def test_cli_names_what_exists(lab: Lab, echo: dict) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+def test_up_restarts_a_dead_supervisor_and_pods_are_adopted(lab: Lab, echo: dict) -> None:
+    from wgslice.lab.state import read_pid
+
+    before = lab.pods("c1", "app=echo")[0]
+    pid = read_pid(lab.dirs.supervisor_pidfile("c1"))
+    assert pid
+    os.kill(pid, 15)
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lab.up(members=2, nodes=2)  # restarts c1's supervisor only
+    assert read_pid(lab.dirs.supervisor_pidfile("c1")) != pid
+    after = lab.wait_ready("c1", "app=echo")[0]
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["status"]["podIP"] == before["status"]["podIP"]
+    assert after["status"]["containerStatuses"][0]["restartCount"] >= 1
+    deadline = time.monotonic() + 10
+    tcp = None
+    while time.monotonic() < deadline:
+        tcp = _probe(lab, "c1", "client", "tcp", echo["c1"]["server_ip"], "8080")
+        if tcp.returncode == 0:
+            break
+        time.sleep(0.2)
+    assert tcp is not None and tcp.stdout.startswith("c1 ")
+
+
 def test_missing_tools_are_named() -> None:
     env = dict(os.environ, PATH="/nonexistent", WGSLICE_LAB_DIR="/nonexistent/lab")
     out = subprocess.run([sys.executable, "-m", "wgslice", "lab", "up"], env=env,

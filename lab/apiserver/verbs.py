@@ -54,7 +54,7 @@ class Api:
             raise errors.not_found(rt.plural, rt.group, name)
         return obj
 
-    def _check_namespace(self, rt: ResourceType, ns: str) -> None:
+    def _check_namespace(self, rt: ResourceType, ns: str, name: str = "") -> None:
         if not rt.namespaced:
             return
         nso = self.store.get(NS_KEY, "", ns)
@@ -62,8 +62,8 @@ class Api:
             raise errors.not_found("namespaces", "", ns)
         if nso["metadata"].get("deletionTimestamp"):
             raise errors.ApiError(
-                403, "Forbidden", f"{rt.kind.lower()}s \"\" is forbidden: unable to create new "
-                f"content in namespace {ns} because it is being terminated",
+                403, "Forbidden", f'{rt.group_resource} "{name}" is forbidden: unable to create '
+                f"new content in namespace {ns} because it is being terminated",
                 {"kind": rt.plural, "causes": [{"reason": "NamespaceTerminating",
                                                 "message": f"namespace {ns} is being "
                                                            "terminated",
@@ -141,7 +141,7 @@ class Api:
                 f'Invalid value: "{name}": a lowercase RFC 1123 subdomain must consist of lower '
                 "case alphanumeric characters, '-' or '.', and must start and end with an "
                 "alphanumeric character")])
-        self._check_namespace(rt, ns)
+        self._check_namespace(rt, ns, name)
         if self.store.get(rt.key, ns if rt.namespaced else "", name) is not None:
             raise errors.already_exists(rt.plural, rt.group, name)
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):

@@ -43,7 +43,8 @@ CUSTOM: dict[str, dict[str, Any]] = {
         "image": {"repository": "registry.example.com/net/wgslice", "tag": "9.9.9"},
         "imagePullSecrets": [{"name": "regcred"}],
         "hub": {"kubeconfigSecret": "hub-cred"},
-        "gatewayNodeSelector": {"node-role.example.com/edge": "yes"},
+        # Helm merges maps with the defaults: null removes the default key.
+        "gatewayNodeSelector": {"node-role.example.com/edge": "yes", "wgslice.io/gateway": None},
         "memberAgent": {"verbose": True, "nodeSelector": {"kubernetes.io/os": "linux"},
                         "priorityClassName": "", "podAnnotations": {"a": "b"}},
         "nodeAgent": {"verbose": True, "tolerations": [], "nodeSelector": {"x": "y"}},

@@ -9,6 +9,7 @@ from chart_helpers import CUSTOM, DEFAULTS, NS
 
 from wgslice.slice import charts
 
+
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict[str, Any]]]:
     """chart -> manifests with the least values."""

@@ -95,7 +95,7 @@ def test_kubectl_apply_get_describe_wait_delete(kubeconfig, workdir):
     r = kubectl(kubeconfig, "apply", "-f", "-", stdin=typo, check=False)
     assert r.returncode != 0 and 'unknown field "spec.membres"' in r.stderr
     assert "deleted" in kubectl(kubeconfig, "delete", "-f", str(workdir / "cr.yaml")).stdout
-    kubectl(kubeconfig, "wait", "--for=delete", "kslice/s1", "--timeout=5s", check=False)
+    kubectl(kubeconfig, "wait", "--for=delete", "kslice/s1", "--timeout=5s")
     r = kubectl(kubeconfig, "get", "kslice", "s1", check=False)
     assert r.returncode != 0 and "NotFound" in r.stderr
     out = kubectl(kubeconfig, "apply", "--server-side", "-f", str(workdir / "cr.yaml")).stdout

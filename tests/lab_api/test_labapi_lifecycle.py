@@ -101,7 +101,9 @@ def test_namespace_deletion_cascade(raw):
     st, nso = raw("GET", "/api/v1/namespaces/doomed")
     assert st == 200 and nso["status"]["phase"] == "Terminating"  # "held" still there
     st, body = raw("POST", CM.format(ns="doomed"), {"metadata": {"name": "new"}})
-    assert st == 403 and "being terminated" in body["message"]
+    assert st == 403 and body["message"] == (
+        'configmaps "new" is forbidden: unable to create new content in namespace doomed '
+        "because it is being terminated")
     raw("PATCH", CM.format(ns="doomed") + "/held", {"metadata": {"finalizers": None}}, MERGE)
     assert wait_for(lambda: raw("GET", "/api/v1/namespaces/doomed")[0] == 404)
 
