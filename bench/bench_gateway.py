@@ -40,18 +40,23 @@ OVPN = {1: "10.98.0.1", 2: "10.98.0.2"}
 
 
 def iperf(lab: Lab, src: int, dst_ip: str, seconds: float, port: int) -> float:
-    """Gbit/s received, one stream."""
+    """Gbit/s received, one stream; NaN if the run hung or failed (reported, not hidden)."""
     server = lab.spawn(f"g{3 - src}", "iperf3", "-s", "-1", "-p", str(port))
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not sh(  # listening yet? (no test connection:
+            "ss", "-Hltn", f"sport = :{port}", ns=lab.ns(f"g{3 - src}")).stdout.strip():
+        time.sleep(0.05)  # `-1` would spend the server on it)
     try:
-        out = sh("iperf3", "-c", dst_ip, "-p", str(port), "-t", str(seconds), "-J",
-                 ns=lab.ns(f"g{src}"), timeout=seconds + 30).stdout
+        out = sh("iperf3", "-c", dst_ip, "-p", str(port), "-t", str(int(seconds)), "-J",
+                 "--connect-timeout", "3000", ns=lab.ns(f"g{src}"), timeout=seconds + 15,
+                 check=False).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+    except (subprocess.TimeoutExpired, ValueError, KeyError):
+        return float("nan")
     finally:
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
+        if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
-    return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
+        server.wait(10)
 
 
 def rtt(lab: Lab, dst_ip: str, count: int = 50) -> float:
@@ -60,8 +65,12 @@ def rtt(lab: Lab, dst_ip: str, count: int = 50) -> float:
     return statistics.median(rtts) if rtts else float("nan")
 
 
+def hand_ifname(lab: Lab, n: int) -> str:
+    return f"wgh{lab.tag[-6:]}{n}"  # unique per run: /var/run/wireguard is host-wide
+
+
 def hand_wireguard(lab: Lab, workdir: Path, mtu: int) -> None:
-    """wireguard-go configured by hand with `wg`: interface names wgh1/wgh2 differ, so the
+    """wireguard-go configured by hand with `wg`: the two interface names differ, so the
     shared /var/run/wireguard does not clash."""
     keys = {}
     for n in (1, 2):
@@ -70,7 +79,7 @@ def hand_wireguard(lab: Lab, workdir: Path, mtu: int) -> None:
         (workdir / f"hand{n}.key").write_text(priv + "\n")
         keys[n] = pub
     for n in (1, 2):
-        ns, ifname, other = lab.ns(f"g{n}"), f"wgh{n}", 3 - n
+        ns, ifname, other = lab.ns(f"g{n}"), hand_ifname(lab, n), 3 - n
         proc = lab.spawn(f"g{n}", "env", "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1",
                          "wireguard-go", "-f", ifname)
         deadline = time.monotonic() + 5
@@ -151,27 +160,35 @@ def main() -> int:
         paths = {"direct": wan_ip(2), "wgslice": tunnel_ip(2),
                  "wireguard-go (hand)": HAND[2], "openvpn (kubeslice)": OVPN[2]}
         tput: dict[str, list[float]] = {name: [] for name in paths}
-        for i in range(args.repeat):  # interleaved, so drift hits every path alike
-            for j, (name, ip) in enumerate(paths.items()):
-                tput[name].append(iperf(lab, 1, ip, args.seconds, 5400 + 10 * i + j))
+        names = list(paths)
+        for i in range(args.repeat):  # interleaved and rotated: no path always runs first
+            order = names[i % len(names):] + names[:i % len(names)]
+            for j, name in enumerate(order):
+                tput[name].append(iperf(lab, 1, paths[name], args.seconds, 5400 + 10 * i + j))
         rtts = {name: rtt(lab, ip) for name, ip in paths.items()}
         restarts = [restart_to_traffic(lab) for _ in range(3)]
         lab.wait_ping(lab.ns("g1"), tunnel_ip(2))
         outage = rotation_outage(lab)
 
-        best = {name: max(v) for name, v in tput.items()}
+        best = {name: max((x for x in v if x == x), default=float("nan"))
+                for name, v in tput.items()}
         print(f"wgslice gateway benchmark: {impl}, interface MTU {mtu}, "
               f"iperf3 1 stream x {args.seconds:g} s, best of {args.repeat}")
-        print(f"{'path':<22}{'Gbit/s best':>12}{'all runs':>28}{'RTT ms (median)':>17}")
+        print(f"{'path':<22}{'Gbit/s best':>12}{'median':>8}  {'all runs':<36}"
+              f"{'RTT ms (median)':>15}")
         for name in paths:
-            runs = " ".join(f"{v:.3f}" for v in tput[name])
-            print(f"{name:<22}{best[name]:>12.3f}{runs:>28}{rtts[name]:>17.3f}")
-        hand = best["wireguard-go (hand)"]
-        print(f"ratio wgslice / wireguard-go (hand): {best['wgslice'] / hand:.2f} "
-              "(target >= 0.95)")
-        ovpn = best["openvpn (kubeslice)"]
-        print(f"ratio wgslice / openvpn (kubeslice): {best['wgslice'] / ovpn:.2f}")
-        print(f"ratio wgslice / direct: {best['wgslice'] / best['direct']:.3f}")
+            ok = [v for v in tput[name] if v == v]
+            med = statistics.median(ok) if ok else float("nan")
+            runs = " ".join(f"{v:.3f}" if v == v else "failed" for v in tput[name])
+            print(f"{name:<22}{best[name]:>12.3f}{med:>8.3f}  {runs:<36}{rtts[name]:>15.3f}")
+        def med(name: str) -> float:
+            ok = [v for v in tput[name] if v == v]
+            return statistics.median(ok) if ok else float("nan")
+
+        for other, note in (("wireguard-go (hand)", " (target >= 0.95)"),
+                            ("openvpn (kubeslice)", ""), ("direct", "")):
+            print(f"ratio wgslice / {other}: best {best['wgslice'] / best[other]:.3f}, "
+                  f"median {med('wgslice') / med(other):.3f}{note}")
         print("restart to traffic (SIGKILL, start, first ping answered), s: "
               + ", ".join(f"{r:.2f}" for r in restarts) + f"  (max {max(restarts):.2f}, "
               "target < 2)")
@@ -179,6 +196,8 @@ def main() -> int:
               f"{outage * 1000:.0f} ms")
     finally:
         lab.close()
+        for n in (1, 2):  # wireguard-go died by SIGKILL: remove its sockets
+            Path(f"/var/run/wireguard/{hand_ifname(lab, n)}.sock").unlink(missing_ok=True)
     return 0
 
 

@@ -55,11 +55,14 @@ class PeerConfig:
     subnets: tuple[IPNetwork, ...]
     public_key: str = ""  # empty until the peer published one
     endpoint: Endpoint | None = None  # None: wait for the peer to dial us (roaming)
+    address: IPAddress | None = None  # the peer gateway's own tunnel address, if given
 
     @property
     def tunnel_address(self) -> IPAddress:
-        """Where the peer's gateway answers probes: first host of its first subnet."""
-        return first_host(self.subnets[0])
+        """Where the peer's gateway answers probes: `tunnelAddress` if given, else the first
+        host of its first subnet. When the peer relays other members' subnets (hub-and-spoke,
+        custom links), its own subnet must come first or `tunnelAddress` must be set."""
+        return self.address or first_host(self.subnets[0])
 
 
 @dataclass(frozen=True)
@@ -236,7 +239,17 @@ def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
                     raise ConfigError(f"{where}subnets: {s} overlaps {owner} {other}")
             taken.append((s, f"peer {name}"))
         endpoint = parse_endpoint(rp.get("endpoint"), f"{where}endpoint")
-        peers.append(PeerConfig(name, subnets, key, endpoint))
+        peer_addr = None
+        if rp.get("tunnelAddress"):
+            try:
+                peer_addr = ipaddress.ip_address(str(rp["tunnelAddress"]))
+            except ValueError:
+                raise ConfigError(f"{where}tunnelAddress: {rp['tunnelAddress']!r} is not an "
+                                  "IP address") from None
+            if not any(peer_addr in s for s in subnets):
+                raise ConfigError(f"{where}tunnelAddress: {peer_addr} is not in the peer's "
+                                  "subnets")
+        peers.append(PeerConfig(name, subnets, key, endpoint, peer_addr))
 
     return GatewayConfig(
         slice=slice_name,

@@ -35,13 +35,16 @@ def _family(net: IPNetwork | ipaddress.IPv4Address | ipaddress.IPv6Address) -> i
 
 def underlay_mtu(endpoints: list[str]) -> int:
     """MTU of the device(s) that carry the encrypted packets: the smallest among the routes
-    to the peers' endpoints (or the default route's device when none is known yet)."""
+    to the peers' endpoints, or of the default route when none is known yet (asked for a
+    documentation address: `route get` sends nothing). Local routes (loopback MTU 65536)
+    and unroutable targets are ignored; 1500 when nothing is left."""
     mtus: list[int] = []
     with IPRoute() as ipr:
-        targets = endpoints or ["198.18.0.1"]
-        for dst in targets:
+        for dst in endpoints or ["192.0.2.1", "2001:db8::1"]:
             with contextlib.suppress(NetlinkError, IndexError):
                 route = ipr.route("get", dst=dst)[0]
+                if route["type"] != 1:  # RTN_UNICAST only: not local, not unreachable
+                    continue
                 oif = route.get_attr("RTA_OIF")
                 metrics = route.get_attr("RTA_METRICS")
                 mtu = metrics.get_attr("RTAX_MTU") if metrics else None
@@ -68,6 +71,13 @@ def configure_link(ifname: str, cfg: GatewayConfig, mtu: int) -> None:
         if (str(addr), plen) not in have:
             ipr.addr("add", index=idx, address=str(addr), prefixlen=plen)
         ipr.link("set", index=idx, state="up")
+    # Relay (hub-and-spoke, custom links): packets that arrive through the tunnel for another
+    # peer go back out through it. IPv4 checks forwarding on the *input* device only, so
+    # this enables it for the tunnel alone, not for the whole namespace.
+    fam = "ipv4" if addr.version == 4 else "ipv6"
+    path = f"/proc/sys/net/{fam}/conf/{ifname}/forwarding"
+    with contextlib.suppress(OSError), open(path, "w") as f:
+        f.write("1")
 
 
 def sync_routes(ifname: str, cfg: GatewayConfig) -> None:

@@ -101,7 +101,7 @@ def run(opts: RunOptions) -> int:
 
             metrics = serve_metrics(gateway, opts.metrics_port, opts.metrics_addr)
         if opts.ready_file:
-            opts.ready_file.write_text(gateway.key.public_key + "\n")
+            _write_atomic(opts.ready_file, gateway.key.public_key + "\n")
         log.info("gateway %s/%s running, public key %s", cfg.slice, cfg.member,
                  gateway.key.public_key)
         next_tick = next_rotation = time.monotonic()
@@ -120,7 +120,10 @@ def run(opts: RunOptions) -> int:
             while not rotations.empty():
                 fut = rotations.get_nowait()
                 try:
-                    fut.set_result(gateway.rotate_key())
+                    public = gateway.rotate_key()
+                    if opts.ready_file:  # file-based readers see the current key too
+                        _write_atomic(opts.ready_file, public + "\n")
+                    fut.set_result(public)
                 except Exception as exc:  # reported to the gRPC caller, logged here
                     log.error("key rotation failed: %s", exc)
                     fut.set_exception(exc)
@@ -139,6 +142,12 @@ def run(opts: RunOptions) -> int:
         gateway.close()
         log.info("gateway stopped")
     return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _mtime(path: Path) -> float:

@@ -69,6 +69,15 @@ class Lab:
     def kubeconfig(self) -> Path:
         return self.dirs.kubeconfig
 
+    def ca_pem(self, cluster: str) -> bytes:
+        """The cluster's CA (PEM): trust anchor for its API at every address."""
+        from wgslice.lab.up import ca_file
+
+        return ca_file(self.dirs, cluster).read_bytes()
+
+    def admin_token(self, cluster: str) -> str:
+        return self.dirs.token_file(cluster).read_text().strip()
+
     def env(self) -> dict[str, str]:
         """Environment for a subprocess: KUBECONFIG plus the lab's WGSLICE_LAB_* variables."""
         return dict(os.environ, KUBECONFIG=str(self.kubeconfig), **self.dirs.env())

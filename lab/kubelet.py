@@ -230,11 +230,12 @@ class Kubelet:
         self._write_record(run)
 
     async def _annotate(self, run: PodRun) -> None:
-        """Tell node-level agents where the pod's network namespace is (lab only)."""
+        """Say where the pod's netns (for node-level agents) and files (logs/<c>.log) are."""
         with contextlib.suppress(ApiError):
             await self.client.patch(path_for("v1", "pods", run.namespace, run.name),
                                     {"metadata": {"annotations": {
-                                        "wgslice.io/lab-netns": run.netns}}})
+                                        "wgslice.io/lab-netns": run.netns,
+                                        "wgslice.io/lab-pod-dir": str(run.dir)}}})
 
     def _write_record(self, run: PodRun) -> None:
         rt.write_pod_record(run.dir / "pod.json", {

@@ -2,12 +2,14 @@
 
 Split from the kubelet so the kubelet module stays about lifecycles. Faithful to the real
 kubelet: a ServiceAccount token from the TokenRequest API (bound to the pod), the cluster
-CA as ``ca.crt``, Secret/ConfigMap/projected/emptyDir/hostPath volumes materialized in the
-pod's directory under the lab state dir, and the ``KUBERNETES_SERVICE_*`` variables.
+CA as ``ca.crt``, Secret/ConfigMap/projected/emptyDir volumes materialized in the pod's
+directory under the lab state dir, hostPath volumes in the node's own directory (except
+the machine-wide paths in `podspec.HOST_SHARED`), and the ``KUBERNETES_SERVICE_*`` env.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from wgslice.lab.podspec import (
     configmap_data,
     container_argv,
     container_env,
+    host_path,
     is_project_image,
     referenced_objects,
     secret_data,
@@ -166,7 +169,16 @@ class PodPreparer:
             elif "emptyDir" in v:
                 target.mkdir(parents=True, exist_ok=True)
             elif "hostPath" in v:
-                out[name] = v["hostPath"]["path"]
+                node_fs = self.dirs.node_fs(self.cluster.name, run.node.name)
+                path, private = host_path(v["hostPath"]["path"], str(node_fs))
+                kind = v["hostPath"].get("type", "")
+                if private and not os.path.exists(path):
+                    if kind == "FileOrCreate":
+                        Path(path).parent.mkdir(parents=True, exist_ok=True)
+                        Path(path).touch()
+                    else:  # DirectoryOrCreate, or "" (a real kubelet would fail the pod)
+                        Path(path).mkdir(parents=True, exist_ok=True)
+                out[name] = path
                 continue
             elif "downwardAPI" in v:
                 target.mkdir(parents=True, exist_ok=True)

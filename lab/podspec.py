@@ -200,6 +200,25 @@ def _expand(value: str, env: dict[str, str]) -> str:
     return "".join(out)
 
 
+#: hostPath prefixes that are the machine's own (shared by all emulated nodes, as the kernel
+#: objects behind them are); every other hostPath is per node.
+HOST_SHARED = ("/run/netns", "/var/run/netns", "/dev", "/proc", "/sys", "/lib/modules")
+
+
+def host_path(path: str, node_fs: str) -> tuple[str, bool]:
+    """Where a node's hostPath lives on this machine, and whether it is per node.
+
+    Emulated nodes share one filesystem, so a hostPath such as /run/wgslice (a node agent's
+    state) would be shared by every node of every cluster; it is mapped under the node's
+    own directory instead. Network-namespace handles, devices, proc, sys and kernel modules
+    stay the machine's, since those are what a node agent must see.
+    """
+    norm = os.path.normpath(path)
+    if any(norm == p or norm.startswith(p + "/") for p in HOST_SHARED):
+        return norm, False
+    return os.path.join(node_fs, norm.lstrip("/")), True
+
+
 @dataclass
 class Mount:
     """One bind mount of a prepared host directory/file onto the container's path."""
@@ -237,6 +256,8 @@ def mount_script(mounts: list[Mount], sa_dir: str | None) -> str:
         lines.append(f"mount --bind {shlex.quote(sa_dir)} {SA_MOUNT}")
     for m in mounts:
         src = os.path.join(m.source, m.sub_path) if m.sub_path else m.source
+        if os.path.normpath(src) == os.path.normpath(m.target) and not m.read_only:
+            continue  # a machine-wide hostPath at its own path: already there
         tgt = shlex.quote(m.target)
         if any(m.target == d or m.target.startswith(d + "/") or
                m.target.startswith("/var" + d + "/") for d in PRIVATE_DIRS):

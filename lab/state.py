@@ -74,6 +74,10 @@ class LabDirs:
     def pods(self, cluster: str) -> Path:
         return self.cluster(cluster) / "pods"
 
+    def node_fs(self, cluster: str, node: str) -> Path:
+        """A node's private filesystem root for hostPath volumes (see podspec.host_path)."""
+        return self.cluster(cluster) / "nodes" / node / "fs"
+
     def pod(self, cluster: str, namespace: str, name: str, uid: str) -> Path:
         return self.pods(cluster) / f"{namespace}_{name}_{uid}"
 

@@ -79,7 +79,7 @@ def archive(chart: str) -> bytes:
 
 def render(
     chart: str,
-    values: dict[str, Any],
+    values: dict[str, Any] | None,
     release: str,
     namespace: str,
     *,
@@ -93,22 +93,14 @@ def render(
     with the Pod Security level the chart's pods need.
     Raises ChartError (a UserError) for values the chart refuses.
     """
-    import helm_python
-
-    try:
-        with helm_python.Chart.load_archive(archive(chart)) as loaded:
-            crds = [doc for crd in loaded.crds for doc in _docs(crd["data"])]
-            rendered = loaded.render(
-                values, name=release, namespace=namespace, is_install=True
-            )
-    except (helm_python.HelmValuesError, helm_python.HelmRenderError) as exc:
-        raise ChartError(f"chart {chart}: {_first_lines(str(exc))}") from exc
+    crd_texts, rendered = _helm_render(chart, values, release, namespace)
+    crds = [doc for text in crd_texts for doc in _docs(text)]
     objs: list[dict[str, Any]] = []
     for path in sorted(rendered):
         if Path(path).name.startswith("_") or path.endswith("NOTES.txt"):
             continue
         objs.extend(_docs(rendered[path]))
-    objs.sort(key=lambda o: _RANK.get(o.get("kind", ""), len(_RANK)))  # stable: keeps paths
+    objs.sort(key=_install_rank)  # stable: same kind keeps template path order
     if create_namespace:
         crds.insert(0, namespace_object(namespace, _POD_SECURITY[chart]))
     return crds + objs
@@ -122,13 +114,33 @@ def namespace_object(name: str, pod_security: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
 
 
-def notes(chart: str, values: dict[str, Any], release: str, namespace: str) -> str:
+def notes(chart: str, values: dict[str, Any] | None, release: str, namespace: str) -> str:
     """The chart's NOTES.txt, rendered: what to do next, for a CLI to print."""
-    import helm_python
-
-    with helm_python.Chart.load_archive(archive(chart)) as loaded:
-        rendered = loaded.render(values, name=release, namespace=namespace, is_install=True)
+    _, rendered = _helm_render(chart, values, release, namespace)
     return next((text for path, text in rendered.items() if path.endswith("NOTES.txt")), "")
+
+
+def _helm_render(
+    chart: str, values: dict[str, Any] | None, release: str, namespace: str
+) -> tuple[list[str], dict[str, str]]:
+    """(texts of crds/ files, template path -> rendered text), from Helm's own engine."""
+    import helm_python  # a native library: loaded only when something is rendered
+
+    try:
+        with helm_python.Chart.load_archive(archive(chart)) as loaded:
+            crds = [crd["data"] for crd in loaded.crds]
+            rendered = loaded.render(
+                values or {}, name=release, namespace=namespace, is_install=True
+            )
+    except (helm_python.HelmValuesError, helm_python.HelmRenderError) as exc:
+        raise ChartError(f"chart {chart}: {_first_lines(str(exc))}") from exc
+    return crds, rendered
+
+
+def _install_rank(obj: dict[str, Any]) -> tuple[int, str]:
+    """Helm's order: known kinds by INSTALL_ORDER, then unknown kinds alphabetically."""
+    kind = str(obj.get("kind", ""))
+    return (_RANK[kind], "") if kind in _RANK else (len(_RANK), kind)
 
 
 def _docs(text: str) -> list[dict[str, Any]]:

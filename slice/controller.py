@@ -131,18 +131,18 @@ async def run(cfg: ControllerConfig, stop: asyncio.Event | None = None) -> None:
                 await asyncio.sleep(1.0)
 
     registry = build_registry(wake)
-    tasks = [
-        asyncio.create_task(
-            kopf.operator(registry=registry, clusterwide=True, standalone=True, stop_flag=stop)
-        ),
-        asyncio.create_task(elect()),
-        asyncio.create_task(loop()),
-    ]
+    operator = asyncio.create_task(
+        kopf.operator(registry=registry, clusterwide=True, standalone=True, stop_flag=stop)
+    )
+    helpers = [asyncio.create_task(elect()), asyncio.create_task(loop())]
+    stopped = asyncio.create_task(stop.wait())
     try:
-        await stop.wait()
+        # kopf installs its own SIGTERM/SIGINT handlers and ends the operator task on them;
+        # either that or `stop` ends the whole controller.
+        await asyncio.wait({operator, stopped}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(operator, stopped, *helpers, return_exceptions=True)
 
 
 def _identity() -> str:

@@ -155,7 +155,8 @@ class Lab:
         tmp.write_text(yaml.safe_dump(cfg))
         os.replace(tmp, path)
 
-    def start(self, n: int, *, wait: bool = True, extra: tuple[str, ...] = ()) -> GatewayProc:
+    def start(self, n: int, *, wait: bool = True, extra: tuple[str, ...] = (),
+              metrics_addr: str | None = None) -> GatewayProc:
         gw = self.gateways[n]
         if not gw.config_path.exists():
             self.write_config(n, self.config(n))
@@ -167,7 +168,7 @@ class Lab:
             ["ip", "netns", "exec", gw.ns, sys.executable, "-m", "wgslice", "gateway", "run",
              "--config", str(gw.config_path), "--key-file", str(gw.dir / "key"),
              "--status-port", gw.status_sock, "--metrics-port", "9464",
-             "--metrics-addr", tunnel_ip(n), "--run-dir", str(gw.dir / "run"),
+             "--metrics-addr", metrics_addr or tunnel_ip(n), "--run-dir", str(gw.dir / "run"),
              "--ready-file", str(ready), "--poll", "0.2", *extra],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         if wait:

@@ -7,8 +7,11 @@ it (all three gateways up with their original configs).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from gw_netlab import pod_ip, sh, subnet, tunnel_ip
@@ -142,6 +145,46 @@ def test_bad_config_is_refused_and_traffic_continues(mesh):
     assert mesh.ping(mesh.ns("g1"), tunnel_ip(2))
 
 
+def test_hub_and_spoke_relay_through_a_gateway(mesh):
+    """m2 as hub: spokes m1 and m3 peer only with it, their peer's allowed IPs are the
+    subnets routed through it, and traffic m1 -> m3 is relayed by g2's tunnel."""
+    hub = mesh.gateways[2]
+    for spoke, other in ((1, 3), (3, 1)):
+        cfg = mesh.config(spoke, peers=[2])
+        cfg["peers"][0]["subnets"] = sorted([subnet(2), subnet(other)])
+        cfg["peers"][0]["tunnelAddress"] = tunnel_ip(2)  # own subnet is not always first
+        mesh.write_config(spoke, cfg)
+    try:
+        wait_for(lambda: [p.cluster for p in mesh.status(3).peers] == ["m2"], 5,
+                 what="m3 reconfigured as spoke")
+        mesh.wait_ping(mesh.ns("g1"), tunnel_ip(3), within=10)
+        mesh.wait_ping(mesh.ns("g3"), tunnel_ip(1), within=10)
+        wait_for(lambda: mesh.peer(3, "m2").state == pb.PEER_STATE_CONNECTED, 8,
+                 what="spoke m3 probes its hub")
+        assert mesh.peer(3, "m2").public_key == hub.public_key
+    finally:
+        for n in (1, 3):
+            mesh.write_config(n, mesh.config(n))
+    wait_for(lambda: all_connected(mesh, 1) and all_connected(mesh, 3), 10,
+             what="full mesh again")
+
+
+def test_gateway_recreates_a_crashed_wireguard_go(mesh):
+    """wireguard-go dies under the gateway: the next health tick brings the device back with
+    the same key and peers, and traffic resumes without a restart of the gateway."""
+    ns = mesh.ns("g3")
+    pids = [int(p) for p in sh("ip", "netns", "pids", ns).stdout.split()]
+    wg = [p for p in pids if Path(f"/proc/{p}/comm").read_text().strip() == "wireguard-go"]
+    assert len(wg) == 1
+    gateway_pid = mesh.gateways[3].proc.pid
+    os.kill(wg[0], signal.SIGKILL)
+    mesh.wait_ping(mesh.ns("g1"), tunnel_ip(3), within=10)
+    assert mesh.gateways[3].proc.pid == gateway_pid and mesh.gateways[3].proc.poll() is None
+    assert mesh.status(3).public_key == mesh.gateways[3].public_key
+    wait_for(lambda: all_connected(mesh, 3), 10, what="g3 connected after the crash")
+    assert "is gone; recreating it" in mesh.log(3)
+
+
 def test_status_stream_reports_peer_down_within_seconds(mesh):
     seen: list[tuple[float, pb.GatewayStatus]] = []
     stream = mesh.stub(1).WatchStatus(pb.WatchStatusRequest(), timeout=30)
@@ -195,6 +238,7 @@ def test_key_rotation_on_demand(mesh):
     assert new != old and mesh.status(1).public_key == new
     stored = FileKeyStore(mesh.gateways[1].dir / "key").load()
     assert stored is not None and stored.public_key == new
+    assert (mesh.gateways[1].dir / "ready").read_text().strip() == new
     mesh.gateways[1].key = stored
     t0 = time.monotonic()
     for n in (2, 3):  # the control plane hands the new key to the peers

@@ -20,6 +20,7 @@ import pytest
 from wgslice.errors import UserError
 from wgslice.lab import Lab
 from wgslice.lab import netns as nx
+from wgslice.lab import topology as topo
 
 PREFIX = "wgstest-"
 pytestmark = [
@@ -124,6 +125,9 @@ def test_kubectl_deployment_becomes_ready(lab: Lab) -> None:
         time.sleep(0.1)
     assert not lab.pods("c1", "app=web")
     assert not any(nx.exists(n) for n in netns)
+    for node in ("c1-node-1", "c1-node-2"):  # the host-side veths went with the namespaces
+        links = lab.node_exec("c1", node, ["ip", "-br", "link"]).stdout
+        assert all(topo.pod_host_veth(p["metadata"]["uid"]) not in links for p in pods)
 
 
 @pytest.fixture(scope="module")
@@ -292,7 +296,15 @@ spec:
       - name: agent
         image: wgslice/wgslice
         # a daemon leaving the container's session, as wireguard-go does by default
-        command: [sh, -c, "setsid sleep 3331 </dev/null >/dev/null 2>&1 & exec sleep 3600"]
+        command: [sh, -c, "echo $NODE > /run/wgslice-labtest/node; ls /var/run/netns;
+                  setsid sleep 3331 </dev/null >/dev/null 2>&1 & exec sleep 3600"]
+        env: [{name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]
+        volumeMounts:
+        - {name: netns, mountPath: /var/run/netns}
+        - {name: state, mountPath: /run/wgslice-labtest}
+      volumes:
+      - {name: netns, hostPath: {path: /var/run/netns}}
+      - {name: state, hostPath: {path: /run/wgslice-labtest, type: DirectoryOrCreate}}
 """)
     pods = lab.wait_ready("c2", "app=agent", namespace="kube-system", count=2)
     assert {p["spec"]["nodeName"] for p in pods} == {"c2-node-1", "c2-node-2"}
@@ -306,6 +318,12 @@ spec:
         time.sleep(0.1)
     assert ds["status"]["numberReady"] == 2
     assert _pgrep("sleep 3331")
+    for p in pods:  # hostPath volumes are per node; /var/run/netns is the machine's
+        node = p["spec"]["nodeName"]
+        written = lab.dirs.node_fs("c2", node) / "run/wgslice-labtest/node"
+        assert written.read_text().strip() == node
+        assert f"{PREFIX}c2-node-1" in lab.logs("c2", "kube-system", p["metadata"]["name"])
+    assert not os.path.exists("/run/wgslice-labtest/node")
     lab.kubectl("delete", "daemonset", "agent", "-n", "kube-system", context="c2")
     while lab.pods("c2", "app=agent", "kube-system") and time.monotonic() < deadline + 10:
         time.sleep(0.1)
@@ -382,7 +400,8 @@ def test_zz_down_leaves_nothing(lab: Lab) -> None:
     assert not root.exists()
     leftover = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True)
     assert leftover.stdout == ""
-    assert not os.path.exists("/etc/wgslice-test")
+    assert not os.path.exists("/etc/wgslice-test")  # mount points the lab had to create
+    assert not os.path.exists("/run/wgslice-labtest")
 
 
 def test_down_after_a_crash_halfway(tmp_path: Path) -> None:

@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--state-dir", type=Path,
                    help="keep objects (state.json) and the SA signing key here")
     p.add_argument("--kubeconfig", type=Path, help="write an admin kubeconfig here")
+    p.add_argument("--san", action="append", default=[],
+                   help="extra certificate name or IP (repeatable), e.g. a node address")
+    p.add_argument("--no-tls", action="store_true",
+                   help="plain HTTP (kubectl then sends no bearer token: admin-only tools)")
     p.add_argument("--graceful-pod-deletion", action="store_true",
                    help="pods bound to a node stay Terminating until deleted with grace 0")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -44,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             args.token_file.chmod(0o600)
     server = ApiServer(cluster_name=args.name, host=args.host, port=args.port,
                        admin_token=token, data_dir=args.state_dir,
-                       graceful_pod_deletion=args.graceful_pod_deletion)
+                       graceful_pod_deletion=args.graceful_pod_deletion,
+                       tls=not args.no_tls, sans=args.san)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -53,8 +53,13 @@ def _unb64(text: str) -> bytes:
 
 
 def mint_token(signing_key: bytes, namespace: str, name: str, uid: str = "",
-               expiration_seconds: int | None = None, audiences: list[str] | None = None) -> str:
-    """A ServiceAccount token for system:serviceaccount:NAMESPACE:NAME."""
+               expiration_seconds: int | None = None, audiences: list[str] | None = None,
+               pod: dict[str, str] | None = None) -> str:
+    """A ServiceAccount token for system:serviceaccount:NAMESPACE:NAME.
+
+    `pod` ({"name", "uid"}) binds it to a pod: it stops authenticating when that pod goes,
+    like the TokenRequest tokens a kubelet mounts.
+    """
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": ISSUER, "sub": f"system:serviceaccount:{namespace}:{name}", "iat": now,
@@ -62,6 +67,8 @@ def mint_token(signing_key: bytes, namespace: str, name: str, uid: str = "",
         "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": name, "uid": uid}},
         "jti": secrets.token_hex(8),
     }
+    if pod:
+        claims["kubernetes.io"]["pod"] = {"name": pod.get("name", ""), "uid": pod.get("uid", "")}
     if expiration_seconds:
         claims["exp"] = now + int(expiration_seconds)
     head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
@@ -98,9 +105,11 @@ class Authenticator:
 
     def __init__(self, signing_key: bytes, admin_token: str,
                  sa_lookup: Callable[[str, str], dict[str, Any] | None],
-                 static_tokens: dict[str, UserInfo] | None = None) -> None:
+                 static_tokens: dict[str, UserInfo] | None = None,
+                 pod_lookup: Callable[[str, str], dict[str, Any] | None] | None = None) -> None:
         self.signing_key = signing_key
         self.sa_lookup = sa_lookup
+        self.pod_lookup = pod_lookup
         self.static: dict[str, UserInfo] = dict(static_tokens or {})
         if admin_token:
             self.static[admin_token] = UserInfo("lab-admin", (MASTERS, AUTHENTICATED))
@@ -127,4 +136,9 @@ class Authenticator:
         uid = obj["metadata"].get("uid", "")
         if sa.get("uid") and sa["uid"] != uid:
             return None
+        bound = k8s.get("pod")
+        if bound and self.pod_lookup is not None:
+            pod = self.pod_lookup(ns, bound.get("name", ""))
+            if pod is None or (bound.get("uid") and pod["metadata"].get("uid") != bound["uid"]):
+                return None
         return sa_user(ns, sa.get("name", ""), uid)

@@ -75,6 +75,19 @@ class Controllers:
         if etype == "ADDED" and md.get("ownerReferences"):
             self._soon(self._check_orphaned, key, md.get("namespace", ""), md["name"])
 
+    def resync(self) -> None:
+        """Resume work a restart interrupted (state loaded from disk): terminating
+        namespaces and owners in foreground/orphan deletion."""
+        for key in self.store.kinds():
+            for obj in list(self.store.iter(key)):
+                md = obj["metadata"]
+                if not md.get("deletionTimestamp"):
+                    continue
+                if key == NS_KEY:
+                    self._soon(self._namespace_progress, md["name"])
+                elif {"foregroundDeletion", "orphan"} & set(md.get("finalizers") or []):
+                    self._soon(self._check_owner, md.get("uid", ""))
+
     # -- garbage collection ------------------------------------------------------------------
     def _delete(self, key: Key, obj: Obj, policy: str = "Background") -> None:
         rt = self._rt(key)

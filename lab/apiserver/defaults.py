@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -39,9 +40,19 @@ def _pod_spec(spec: Obj) -> None:
                     p.setdefault("protocol", "TCP")
 
 
+def write_normalize(rt: ResourceType, obj: Obj) -> None:
+    """On every write: Secret stringData is merged into data (base64) and dropped."""
+    if rt.key == ("", "secrets") and isinstance(obj.get("stringData"), dict):
+        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        for k, v in obj.pop("stringData").items():
+            data[k] = base64.b64encode(str(v).encode()).decode()
+        obj["data"] = data
+
+
 def create_defaults(rt: ResourceType, obj: Obj) -> None:
     """Defaults kube-apiserver applies when an object of a built-in kind is created."""
     key = rt.key
+    write_normalize(rt, obj)
     if key == NS_KEY:
         obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         obj["status"] = {"phase": "Active"}

@@ -4,11 +4,13 @@ Plain (non-aggregated) discovery: kubectl asks for aggregated discovery v2 first
 back to these documents when the reply's content type is plain JSON. The OpenAPI v3
 documents are deliberately minimal — one path per resource whose PATCH operation lists
 the `fieldValidation` parameter, so kubectl decides the server validates fields itself and
-`kubectl apply` works without `--validate=false`; schemas are open objects.
+`kubectl apply` works without `--validate=false`; built-in kinds have open schemas, custom
+resources their CRD's schema (for `kubectl explain`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from typing import Any
@@ -104,6 +106,18 @@ def openapi_v3_index(reg: Registry) -> dict[str, Any]:
     return {"paths": paths}
 
 
+def _crd_schema(reg: Registry, rt: ResourceType) -> dict[str, Any]:
+    """A CRD version's openAPIV3Schema (so `kubectl explain` shows its fields); built-in
+    kinds get an open object."""
+    crd = reg.crd_for(rt)
+    for ver in (crd or {}).get("spec", {}).get("versions", []):
+        if ver.get("name") == rt.version:
+            schema = (ver.get("schema") or {}).get("openAPIV3Schema")
+            if isinstance(schema, dict) and schema:
+                return copy.deepcopy(schema)
+    return {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+
+
 def openapi_v3_doc(reg: Registry, group: str, version: str) -> dict[str, Any] | None:
     """One group-version's OpenAPI v3: open schemas, every op advertising fieldValidation."""
     types = reg.in_group_version(group, version)
@@ -118,8 +132,7 @@ def openapi_v3_doc(reg: Registry, group: str, version: str) -> dict[str, Any] | 
     for rt in types:
         gvk = {"group": group, "version": version, "kind": rt.kind}
         sname = f"{(group or 'core').replace('.', '_')}.{version}.{rt.kind}"
-        schemas[sname] = {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
-                          "x-kubernetes-group-version-kind": [gvk]}
+        schemas[sname] = {**_crd_schema(reg, rt), "x-kubernetes-group-version-kind": [gvk]}
         ref = {"content": {"application/json": {"schema": {
             "$ref": f"#/components/schemas/{sname}"}}}}
 

@@ -17,7 +17,7 @@ import yaml
 from aiohttp import web
 
 from . import discovery, errors, protobuf, special, tables, watch
-from .auth import Authenticator, UserInfo
+from .auth import Authenticator, UserInfo, sa_user
 from .rbac import Attributes, Authorizer, forbidden_message
 from .resources import VIRTUAL_GROUPS, Registry, ResourceType
 from .selectors import SelectorError, name_from_fields, parse_fields, parse_labels
@@ -77,6 +77,8 @@ class Handler:
         user = self.authn.authenticate(request.headers.get("Authorization"))
         if user is None:
             raise errors.unauthorized()
+        if "Impersonate-User" in request.headers:
+            user = self._impersonate(request, user)
         parts = [p for p in path.split("/") if p]
         if not parts or parts[0] not in ("api", "apis"):
             return self._non_resource(request, user, path, parts)
@@ -134,6 +136,23 @@ class Handler:
             if doc is not None:
                 return _json(doc)
         raise _not_found_path()
+
+    def _impersonate(self, request: web.Request, user: UserInfo) -> UserInfo:
+        """`kubectl --as/--as-group`: act as another user if RBAC allows `impersonate`."""
+        name = request.headers["Impersonate-User"]
+        groups = tuple(request.headers.getall("Impersonate-Group", []))
+        checks = [("serviceaccounts", name.split(":")[3], name.split(":")[2])
+                  if name.startswith("system:serviceaccount:") and name.count(":") == 3
+                  else ("users", name, "")] + [("groups", g, "") for g in groups]
+        for resource, rname, ns in checks:
+            a = Attributes(verb="impersonate", resource=resource, name=rname, namespace=ns)
+            if not self.authz.allowed(user, a):
+                raise errors.ApiError(403, "Forbidden", forbidden_message(user, a, resource),
+                                      {"name": rname, "kind": resource})
+        if checks[0][0] == "serviceaccounts":
+            groups = (*sa_user(checks[0][2], checks[0][1]).groups, *groups)
+        return UserInfo(name, tuple(dict.fromkeys((*groups, "system:authenticated"))),
+                        request.headers.get("Impersonate-Uid", ""))
 
     # -- authorization -------------------------------------------------------------------------
     def _authorize(self, user: UserInfo, verb: str, t: Target) -> None:
@@ -232,7 +251,8 @@ class Handler:
                 obj = self.api.update(rt, ns, t.name, body, sub, dry, strict)
             else:
                 obj = self.api.patch(rt, ns, t.name, ctype, body, sub,
-                                     q.get("fieldManager", ""), dry, strict)
+                                     q.get("fieldManager", ""), dry, strict,
+                                     q.get("force") in ("true", "1"))
             return self._respond(request, rt, obj, 200 if existed else 201)
         if m == "DELETE":
             self._authorize(user, "delete" if t.name else "deletecollection", t)
@@ -244,8 +264,11 @@ class Handler:
             if not t.name:
                 return self._delete_collection(request, t, opts, dry)
             obj = self.api.delete(rt, ns, t.name, opts, dry)
+            # kube-apiserver answers 200 even when finalizers keep the object; 202 only when
+            # the client set orphanDependents=false and the object is not gone yet.
             still = self.api.store.get(rt.key, ns, t.name) is not None
-            return self._respond(request, rt, obj, 202 if still and not dry else 200)
+            accepted = still and not dry and opts.get("orphanDependents") is False
+            return self._respond(request, rt, obj, 202 if accepted else 200)
         raise errors.method_not_allowed()
 
     def _selected(self, request: web.Request, t: Target) -> list[Obj]:

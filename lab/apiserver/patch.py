@@ -193,3 +193,76 @@ def apply_patch(live: dict[str, Any] | None, applied: dict[str, Any],
     if prev_set:
         base = _prune(base, prev_set, field_set(applied))
     return strategic_merge(base, applied)
+
+
+def leaves(fs: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """The leaf paths of a fieldsV1 set."""
+    out: list[tuple[str, ...]] = []
+    for k, sub in fs.items():
+        if k == ".":
+            continue
+        out += leaves(sub, (*prefix, k)) if sub else [(*prefix, k)]
+    return out
+
+
+def _value_at(obj: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    cur = obj
+    for part in path:
+        if part.startswith("f:") and isinstance(cur, dict) and part[2:] in cur:
+            cur = cur[part[2:]]
+        elif part.startswith("k:") and isinstance(cur, list):
+            want = json.loads(part[2:])
+            cur = next((x for x in cur if isinstance(x, dict) and
+                        all(x.get(k) == v for k, v in want.items())), None)
+            if cur is None:
+                return False, None
+        else:
+            return False, None
+    return True, cur
+
+
+def show_path(path: tuple[str, ...]) -> str:
+    """`.spec.containers[name="c"].image` as Kubernetes prints conflict paths."""
+    out = ""
+    for p in path:
+        if p.startswith("f:"):
+            out += "." + p[2:]
+        else:
+            out += "[" + ",".join(f"{k}={json.dumps(v)}" for k, v in
+                                  json.loads(p[2:]).items()) + "]"
+    return out
+
+
+def apply_conflicts(live: dict[str, Any], applied: dict[str, Any], new_set: dict[str, Any],
+                    others: list[dict[str, Any]]) -> list[tuple[str, tuple[str, ...]]]:
+    """(manager, path) for each leaf another Apply manager owns with a different value."""
+    mine = set(leaves(new_set))
+    found = []
+    for entry in others:
+        for path in leaves(entry.get("fieldsV1") or {}):
+            if path in mine:
+                _, have = _value_at(live, path)
+                _, want = _value_at(applied, path)
+                if have != want:
+                    found.append((entry.get("manager", ""), path))
+    return found
+
+
+def drop_fields(fs: dict[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any]:
+    """A copy of fieldsV1 set fs without the given leaf paths (ownership moved by force)."""
+    out = copy.deepcopy(fs)
+    for path in paths:
+        node = out
+        trail = []
+        for part in path[:-1]:
+            if part not in node:
+                break
+            trail.append((node, part))
+            node = node[part]
+        else:
+            node.pop(path[-1], None)
+            for parent, key in reversed(trail):  # drop emptied branches
+                if parent[key]:
+                    break
+                parent.pop(key)
+    return out

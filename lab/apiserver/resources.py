@@ -185,7 +185,7 @@ class Registry:
             crd_pref = [c for c in self.crds.values() if c["spec"].get("group") == g]
             if crd_pref:
                 order = [v["name"] for v in crd_pref[0]["spec"].get("versions", [])]
-                vs.sort(key=lambda v, o=order: o.index(v) if v in o else 99)  # type: ignore[misc]
+                vs.sort(key=lambda v: order.index(v) if v in order else len(order))
         return out
 
     def in_group_version(self, group: str, version: str) -> list[ResourceType]:

@@ -63,7 +63,9 @@ class ApiServer:
         self.store = Store(history)
         self.registry = Registry()
         self.api = Api(self.store, self.registry, graceful_pod_deletion)
-        self.authn = Authenticator(self.signing_key, self.admin_token, self._sa_lookup)
+        self.authn = Authenticator(self.signing_key, self.admin_token, self._sa_lookup,
+                                   pod_lookup=lambda ns, name: self.store.get(("", "pods"), ns,
+                                                                              name))
         self.authz = Authorizer(self.store)
         self.handler = Handler(self.api, self.authn, self.authz, bookmark_interval)
         self.save_interval = save_interval
@@ -74,6 +76,7 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self._saver: asyncio.Task[None] | None = None
         self._controllers: Controllers | None = None
+        self._saved_rv = -1
 
     # -- identity ------------------------------------------------------------------------------
     def _load_key(self) -> bytes:
@@ -155,6 +158,7 @@ class ApiServer:
         loop = asyncio.get_running_loop()
         self._controllers = Controllers(self.api, loop)
         self._bootstrap()
+        self._controllers.resync()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self.handler.__call__)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
@@ -183,9 +187,11 @@ class ApiServer:
             self.save()
 
     def save(self) -> None:
-        if self.data_dir is not None:
+        """Write state.json (only when something changed since the last save)."""
+        if self.data_dir is not None and self.store.rv != self._saved_rv:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             self.store.dump(self.data_dir / "state.json")
+            self._saved_rv = self.store.rv
 
     async def stop(self) -> None:
         if self._saver is not None:

@@ -94,8 +94,15 @@ def token_request(api: Api, authn: Authenticator, ns: str, name: str,
     spec = dict(body.get("spec") or {})
     exp = int(spec.get("expirationSeconds") or 3600)
     spec["expirationSeconds"] = exp
+    ref = spec.get("boundObjectRef") or {}
+    pod = None
+    if ref.get("kind") == "Pod":
+        obj = api.store.get(("", "pods"), ns, ref.get("name", ""))
+        if obj is None or (ref.get("uid") and obj["metadata"].get("uid") != ref["uid"]):
+            raise errors.not_found("pods", "", ref.get("name", ""))
+        pod = {"name": ref.get("name", ""), "uid": obj["metadata"].get("uid", "")}
     token = mint_token(authn.signing_key, ns, name, sa["metadata"].get("uid", ""), exp,
-                       spec.get("audiences"))
+                       spec.get("audiences"), pod)
     from datetime import UTC, datetime, timedelta
     ts = (datetime.now(UTC) + timedelta(seconds=exp)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
@@ -117,17 +124,42 @@ def bind_pod(api: Api, rt: ResourceType, ns: str, name: str, body: dict[str, Any
             "code": 201}
 
 
+def _scale_paths(api: Api, rt: ResourceType) -> tuple[list[str], list[str], list[str]]:
+    """spec replicas, status replicas and label selector paths (a CRD's scale subresource
+    names them; built-in workloads use spec.replicas/status.replicas/spec.selector)."""
+    crd = api.registry.crd_for(rt)
+    if crd is not None:
+        ver = next((v for v in crd["spec"].get("versions", []) if v.get("name") == rt.version),
+                   {})
+        sc = (ver.get("subresources") or {}).get("scale") or {}
+        return ((sc.get("specReplicasPath") or ".spec.replicas").strip(".").split("."),
+                (sc.get("statusReplicasPath") or ".status.replicas").strip(".").split("."),
+                (sc.get("labelSelectorPath") or "").strip(".").split(".") if
+                sc.get("labelSelectorPath") else [])
+    return ["spec", "replicas"], ["status", "replicas"], []
+
+
+def _dig(obj: Any, path: list[str]) -> Any:
+    for p in path:
+        obj = obj.get(p) if isinstance(obj, dict) else None
+    return obj
+
+
 def get_scale(api: Api, rt: ResourceType, ns: str, name: str) -> dict[str, Any]:
     obj = api.get(rt, ns, name)
     md = obj["metadata"]
-    sel = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    spec_p, status_p, sel_p = _scale_paths(api, rt)
+    if sel_p:
+        selector = _dig(obj, sel_p) or ""
+    else:
+        sel = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in sel.items())
     return {"kind": "Scale", "apiVersion": "autoscaling/v1",
             "metadata": {"name": md["name"], "namespace": md.get("namespace"),
                          "uid": md.get("uid"), "resourceVersion": md["resourceVersion"],
                          "creationTimestamp": md.get("creationTimestamp")},
-            "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 1)},
-            "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                       "selector": ",".join(f"{k}={v}" for k, v in sel.items())}}
+            "spec": {"replicas": _dig(obj, spec_p) or 0},
+            "status": {"replicas": _dig(obj, status_p) or 0, "selector": selector}}
 
 
 def set_scale(api: Api, rt: ResourceType, ns: str, name: str, scale: dict[str, Any]) -> Any:
@@ -136,6 +168,10 @@ def set_scale(api: Api, rt: ResourceType, ns: str, name: str, scale: dict[str, A
     if rv and rv != obj["metadata"]["resourceVersion"]:
         raise errors.conflict(rt.plural, rt.group, name)
     new = copy.deepcopy(obj)
-    new.setdefault("spec", {})["replicas"] = int((scale.get("spec") or {}).get("replicas", 0))
+    spec_p, _, _ = _scale_paths(api, rt)
+    node = new
+    for p in spec_p[:-1]:
+        node = node.setdefault(p, {})
+    node[spec_p[-1]] = int((scale.get("spec") or {}).get("replicas", 0))
     api.update(rt, ns, name, new)
     return get_scale(api, rt, ns, name)

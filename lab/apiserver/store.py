@@ -29,6 +29,19 @@ class Gone(Exception):
         super().__init__(f"too old resource version: {requested} ({oldest})")
 
 
+def filtered_type(etype: str, obj: Obj, old: Obj | None,
+                  accept: Callable[[Obj], bool]) -> str | None:
+    """The event a filtered watch sees: an object entering the selection is ADDED, one
+    leaving it is DELETED (as kube-apiserver's watch cache does); None if unseen."""
+    now_in = accept(obj)
+    if etype != "MODIFIED" or old is None:
+        return etype if now_in else None
+    was_in = accept(old)
+    if now_in:
+        return "MODIFIED" if was_in else "ADDED"
+    return "DELETED" if was_in else None
+
+
 class Watcher:
     """One open watch: a queue of (type, object) fed by the store, and a filter."""
 
@@ -45,8 +58,13 @@ class Watcher:
             self.queue.put_nowait((etype, obj))
         except asyncio.QueueFull:
             self.overflowed = True  # the stream closes; the client re-lists as after a 410
-            self.queue._queue.clear()  # type: ignore[attr-defined]
-            self.queue.put_nowait(None)
+            self.close()
+
+    def close(self) -> None:
+        """Drop what is queued and end the stream (a None sentinel)."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 class Store:
@@ -56,7 +74,7 @@ class Store:
         self.rv = 0
         self.history_size = history
         self._objs: dict[Key, dict[str, dict[str, Obj]]] = {}
-        self._history: dict[Key, deque[tuple[int, str, Obj]]] = {}
+        self._history: dict[Key, deque[tuple[int, str, Obj, Obj | None]]] = {}
         self._evicted: dict[Key, int] = {}
         self._watchers: dict[Key, set[Watcher]] = {}
         self._by_uid: dict[str, tuple[Key, str, str]] = {}
@@ -83,7 +101,7 @@ class Store:
     def count(self, key: Key) -> int:
         return sum(len(b) for b in self._objs.get(key, {}).values())
 
-    def keys(self) -> list[Key]:
+    def kinds(self) -> list[Key]:
         return list(self._objs)
 
     def namespace_kinds(self, ns: str) -> list[Key]:
@@ -152,17 +170,18 @@ class Store:
 
     def _emit(self, key: Key, etype: str, obj: Obj, old: Obj | None) -> None:
         hist = self._history.setdefault(key, deque())
-        hist.append((self.rv, etype, obj))
+        hist.append((self.rv, etype, obj, old))
         while len(hist) > self.history_size:
             self._evicted[key] = hist.popleft()[0]
         for w in list(self._watchers.get(key, ())):
-            if w.accept(obj) or (old is not None and etype == "MODIFIED" and w.accept(old)):
-                w.offer(etype, obj)
+            seen = filtered_type(etype, obj, old, w.accept)
+            if seen:
+                w.offer(seen, obj)
         for listener in self.listeners:
             listener(key, etype, obj, old)
 
     # -- watch --------------------------------------------------------------------------
-    def events_since(self, key: Key, rv: int) -> list[tuple[int, str, Obj]]:
+    def events_since(self, key: Key, rv: int) -> list[tuple[int, str, Obj, Obj | None]]:
         """History events of a kind newer than rv; Gone when some were already evicted."""
         evicted = self._evicted.get(key, 0)
         if rv < evicted:
@@ -181,9 +200,7 @@ class Store:
         n = 0
         for ws in self._watchers.values():
             for w in list(ws):
-                if w.queue.full():
-                    w.queue._queue.clear()  # type: ignore[attr-defined]
-                w.queue.put_nowait(None)
+                w.close()
                 n += 1
         return n
 

@@ -18,8 +18,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import errors
-from .defaults import CRD_KEY, NS_KEY, crd_checks, crd_status, create_defaults, unknown_fields
-from .patch import PatchError, apply_patch, field_set, json_patch, merge_patch, strategic_merge
+from .defaults import (
+    CRD_KEY,
+    NS_KEY,
+    crd_checks,
+    crd_status,
+    create_defaults,
+    unknown_fields,
+    write_normalize,
+)
+from .patch import PatchError, json_patch, merge_patch, strategic_merge
 from .resources import Registry, ResourceType
 from .store import Obj, Store
 
@@ -221,6 +229,7 @@ class Api:
                         "Forbidden: no new finalizers can be added if the object is being "
                         "deleted")])
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        write_normalize(rt, new)
         if rt.key == CRD_KEY and sub != "status":
             problems = crd_checks(new)
             if problems:
@@ -240,10 +249,12 @@ class Api:
     # -- patch -----------------------------------------------------------------------------
     def patch(self, rt: ResourceType, ns: str, name: str, ctype: str, body: Any,
               sub: str | None = None, manager: str = "", dry_run: bool = False,
-              strict: bool = False) -> Obj:
+              strict: bool = False, force: bool = False) -> Obj:
         old = self.store.get(rt.key, ns, name)
         if ctype == "application/apply-patch+yaml":
-            return self._apply(rt, ns, name, body, old, sub, manager, dry_run, strict)
+            from .apply import server_side_apply
+            return server_side_apply(self, rt, ns, name, body, old, sub, manager, dry_run,
+                                     strict, force)
         if old is None:
             raise errors.not_found(rt.plural, rt.group, name)
         try:
@@ -281,41 +292,6 @@ class Api:
                 raise errors.conflict(rt.plural, rt.group, name)
             new.setdefault("metadata", {})["resourceVersion"] = old["metadata"][
                 "resourceVersion"]
-        return self.update(rt, ns, name, new, sub, dry_run, strict)
-
-    def _apply(self, rt: ResourceType, ns: str, name: str, body: Any, old: Obj | None,
-               sub: str | None, manager: str, dry_run: bool, strict: bool) -> Obj:
-        if not manager:
-            raise errors.bad_request("PATCH, application/apply-patch+yaml requires fieldManager "
-                                     "parameter")
-        if not isinstance(body, dict):
-            raise errors.bad_request("apply patch must be an object")
-        mf = [e for e in ((old or {}).get("metadata") or {}).get("managedFields") or []]
-        prev = next((e for e in mf if e.get("manager") == manager
-                     and e.get("operation") == "Apply"), None)
-        applied = copy.deepcopy(body)
-        applied.setdefault("metadata", {})["name"] = name
-        if old is None:
-            if rt.namespaced:
-                applied["metadata"]["namespace"] = ns
-            new = applied
-        else:
-            rv = applied["metadata"].pop("resourceVersion", None)
-            if rv and rv != old["metadata"]["resourceVersion"]:
-                raise errors.conflict(rt.plural, rt.group, name)
-            new = apply_patch(old, applied, (prev or {}).get("fieldsV1"))
-        fs = field_set({k: v for k, v in applied.items() if k not in ("apiVersion", "kind")})
-        (fs.get("f:metadata") or {}).pop("f:name", None)
-        (fs.get("f:metadata") or {}).pop("f:namespace", None)
-        entry = {"manager": manager, "operation": "Apply", "apiVersion": rt.api_version,
-                 "time": now(), "fieldsType": "FieldsV1", "fieldsV1": fs}
-        if sub:
-            entry["subresource"] = sub
-        new.setdefault("metadata", {})["managedFields"] = [
-            e for e in mf if e is not prev] + [entry]
-        if old is None:
-            return self.create(rt, ns, new, dry_run, strict)
-        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         return self.update(rt, ns, name, new, sub, dry_run, strict)
 
     # -- delete ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from . import errors, tables
 from .resources import ResourceType
-from .store import Gone, Obj, Store, Watcher
+from .store import Gone, Obj, Store, Watcher, filtered_type
 
 
 def _dumps(event: dict[str, Any]) -> bytes:
@@ -54,7 +54,10 @@ async def serve(request: web.Request, store: Store, rt: ResourceType, ns: str | 
         except ValueError:
             raise errors.bad_request(f"invalid resource version: {rv_param!r}") from None
         try:
-            backlog = [(t, o) for _, t, o in store.events_since(rt.key, rv) if in_scope(o)]
+            for _, t, o, old in store.events_since(rt.key, rv):
+                seen = filtered_type(t, o, old, in_scope)
+                if seen:
+                    backlog.append((seen, o))
         except Gone as e:
             error = errors.gone(str(e)).status()
     watcher = Watcher(rt.key, in_scope)

@@ -9,6 +9,7 @@ the lab's annotation, a static map in tests, a CRI lookup on a real node.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -16,7 +17,7 @@ from typing import Any, Protocol
 
 from wgslice.slice.nodeagent import diff as d
 from wgslice.slice.nodeagent.model import AttachedPod, SliceConfig
-from wgslice.slice.nodeagent.netlink import NetlinkAdapter
+from wgslice.slice.nodeagent.netlink import NetlinkAdapter, netns_path
 from wgslice.slice.nodeagent.plan import parse_configs, plan_node
 
 log = logging.getLogger("wgslice.nodeagent")
@@ -41,7 +42,7 @@ class StaticResolver:
 
 @dataclass(frozen=True)
 class ReconcileReport:
-    applied: tuple[str, ...]  # operations applied, human readable
+    applied: tuple[str, ...]  # operations attempted, human readable (failures: errors)
     errors: tuple[str, ...]  # operations that failed (retried next time)
     problems: tuple[str, ...]  # input the agent had to leave out, and why
     attached: Mapping[str, tuple[str, ...]]  # slice -> "ns/name" of pods attached here
@@ -50,10 +51,6 @@ class ReconcileReport:
     @property
     def changed(self) -> bool:
         return bool(self.applied)
-
-
-def _as_config(c: SliceConfig | Mapping[str, Any]) -> SliceConfig | Mapping[str, Any]:
-    return c
 
 
 def _as_pod(p: AttachedPod | Mapping[str, Any]) -> AttachedPod:
@@ -88,13 +85,17 @@ class NodeAgent:
                        pods: Iterable[AttachedPod | Mapping[str, Any]]) -> ReconcileReport:
         """Make the node match (configs, pods); idempotent, and it removes what is no
         longer wanted (detached pods, deleted slices)."""
+        configs = list(configs)
         docs = [c for c in configs if not isinstance(c, SliceConfig)]
         cfgs, problems = parse_configs(docs)
         cfgs += [c for c in configs if isinstance(c, SliceConfig)]
         resolved = []
         for pod in map(_as_pod, pods):
-            if pod.node == self.node and not pod.netns:
-                pod = replace(pod, netns=self.resolver.resolve(pod))
+            if pod.node == self.node:
+                netns = pod.netns or self.resolver.resolve(pod)
+                if netns and not os.path.exists(netns_path(netns)):
+                    netns = None  # gone (pod ended) or not there yet: retried next round
+                pod = replace(pod, netns=netns)
             resolved.append(pod)
         plan = plan_node(self.node, cfgs, resolved, wg_ifname=self.wg_ifname)
         with self._lock:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from wgslice.slice.nodeagent.model import (
     Addr,
     Fdb,
+    FilterRule,
     Link,
     NodeState,
     PodNet,
@@ -98,8 +99,15 @@ class AddRule:
     rule: Rule
 
 
+@dataclass(frozen=True)
+class SyncFilter:
+    """Rewrite the VXLAN source filter to exactly `rules` (empty: remove it)."""
+
+    rules: tuple[FilterRule, ...]
+
+
 Op = (DelRule | DelRoute | DelAddr | DelFdb | DelLink | DelPodLink | AddLink | SetSysctl
-      | AddAddr | AddFdb | ConfigurePod | AddRoute | AddRule)
+      | AddAddr | AddFdb | ConfigurePod | AddRoute | AddRule | SyncFilter)
 
 
 def _sorted(items):
@@ -129,6 +137,8 @@ def diff(want: NodeState, have: NodeState) -> list[Op]:
     h_sys = {s.key: s.value for s in have.sysctls if alive(s.dev)}
 
     ops: list[Op] = []
+    if want.filters != have.filters and want.filters:  # filter first: VXLAN comes up closed
+        ops.append(SyncFilter(tuple(_sorted(want.filters))))
     ops += [DelRule(r) for r in _sorted(have.rules - want.rules)]
     ops += [DelRoute(r) for r in _sorted(h_routes - want.routes)]
     ops += [DelAddr(a) for a in _sorted(h_addrs - want.addrs)]
@@ -150,6 +160,8 @@ def diff(want: NodeState, have: NodeState) -> list[Op]:
             ops.append(ConfigurePod(p))
     ops += [AddRoute(r) for r in _sorted(want.routes - h_routes)]
     ops += [AddRule(r) for r in _sorted(want.rules - have.rules)]
+    if want.filters != have.filters and not want.filters:  # last slice gone: open up last
+        ops.append(SyncFilter(()))
     return ops
 
 
@@ -164,6 +176,7 @@ def simulate(state: NodeState, ops: list[Op]) -> NodeState:
     addrs, fdb, routes = set(state.addrs), set(state.fdb), set(state.routes)
     rules, pods = set(state.rules), {p.netns: p for p in state.pods}
     sysctls = {s.key: s.value for s in state.sysctls}
+    filters = state.filters
 
     def need(dev: str | None) -> None:
         if dev is not None and dev not in links:
@@ -218,9 +231,11 @@ def simulate(state: NodeState, ops: list[Op]) -> NodeState:
                 routes.add(r)
             case AddRule(rule=r):
                 rules.add(r)
+            case SyncFilter(rules=fr):
+                filters = frozenset(fr)
             case _:
                 raise SimulationError(f"unknown op {op!r}")
     return NodeState(frozenset(links.values()), frozenset(addrs), frozenset(fdb),
                      frozenset(routes), frozenset(rules),
                      frozenset(Sysctl(k, v) for k, v in sysctls.items()),
-                     frozenset(pods.values()))
+                     frozenset(pods.values()), filters)

@@ -208,6 +208,15 @@ class PodNet:
 
 
 @dataclass(frozen=True)
+class FilterRule:
+    """VXLAN is unauthenticated: UDP to `port` is accepted only from the cluster's nodes.
+    `src` "" stands for the final DROP of that port."""
+
+    port: int
+    src: str
+
+
+@dataclass(frozen=True)
 class NodeState:
     links: frozenset[Link] = frozenset()
     addrs: frozenset[Addr] = frozenset()
@@ -216,3 +225,4 @@ class NodeState:
     rules: frozenset[Rule] = frozenset()
     sysctls: frozenset[Sysctl] = frozenset()
     pods: frozenset[PodNet] = frozenset()
+    filters: frozenset[FilterRule] = frozenset()

@@ -4,8 +4,11 @@ Reads only what is ours (links named `wsp*`/`wsx*`, routes with protocol `RT_PRO
 at `RULE_PRIORITY`, the sysctls the plan names, `slice0` in the pods we are asked about),
 so a restarted agent adopts what an earlier run made and never touches anything else.
 Every operation is independent: a failure is reported and retried on the next reconcile.
-No subprocess: sysctls are written from a short-lived thread that `setns`es into the node
-namespace (namespaces are per thread), so the caller's thread never moves.
+Sysctls are written from a short-lived thread that `setns`es into the node namespace
+(namespaces are per thread), so the caller's thread never moves. The one subprocess is
+`iptables` (nft backend here) for the VXLAN source filter: pyroute2's nftables API is
+low level and would have to build expressions by hand, and the gateway already relies on
+iptables for its MSS clamp.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -27,6 +32,7 @@ from wgslice.slice.nodeagent.model import (
     RULE_PRIORITY,
     Addr,
     Fdb,
+    FilterRule,
     Link,
     NodeState,
     PodNet,
@@ -42,6 +48,10 @@ RTNH_F_ONLINK = 4
 SCOPE_LINK = 253
 ZERO_MAC = "00:00:00:00:00:00"
 RTN_TYPES = {1: "unicast", 7: "unreachable"}
+FILTER_CHAIN = "WGSNA-VXLAN"
+_FILTER_LINE = re.compile(
+    r"^-A WGSNA-VXLAN (?:-s (?P<src>[\d.]+)/32 )?-p udp -m udp --dport (?P<port>\d+) "
+    r"-j (?P<verdict>RETURN|DROP)$")
 T = TypeVar("T")
 
 
@@ -144,7 +154,58 @@ class NetlinkAdapter:
                 if seen:
                     pods.add(seen)
         return NodeState(frozenset(links), frozenset(addrs), frozenset(fdb),
-                         frozenset(routes), frozenset(rules), sysctls, frozenset(pods))
+                         frozenset(routes), frozenset(rules), sysctls, frozenset(pods),
+                         self._observe_filter())
+
+    # ------------------------------------------------------------------ VXLAN filter
+
+    def _ipt(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        cmd = ["iptables-restore", *args] if stdin is not None else ["iptables", "-w", *args]
+        if self.node_netns:
+            cmd = ["nsenter", f"--net={self.node_netns}", *cmd]
+        try:
+            return subprocess.run(cmd, input=stdin, capture_output=True, text=True,
+                                  timeout=30, check=False)
+        except (FileNotFoundError, subprocess.TimeoutExpired) as exc:  # reported by apply
+            return subprocess.CompletedProcess(cmd, 127, "", str(exc))
+
+    def _observe_filter(self) -> frozenset[FilterRule]:
+        """The filter as installed; empty unless both chain and INPUT jump are there."""
+        listing = self._ipt("-S", FILTER_CHAIN)
+        if listing.returncode != 0:
+            return frozenset()
+        if self._ipt("-C", "INPUT", "-p", "udp", "-j", FILTER_CHAIN).returncode != 0:
+            return frozenset()
+        out: set[FilterRule] = set()
+        for line in listing.stdout.splitlines():
+            if line.startswith("-N "):
+                continue
+            m = _FILTER_LINE.match(line.strip())
+            if not m:  # something we did not write: make the diff rewrite the chain
+                return frozenset({FilterRule(0, line)})
+            out.add(FilterRule(int(m["port"]), m["src"] or ""))
+        return frozenset(out)
+
+    def _sync_filter(self, rules: tuple[FilterRule, ...]) -> None:
+        if not rules:
+            for _ in range(8):  # bounded: one jump normally
+                if self._ipt("-D", "INPUT", "-p", "udp", "-j", FILTER_CHAIN).returncode:
+                    break
+            self._ipt("-F", FILTER_CHAIN)
+            self._ipt("-X", FILTER_CHAIN)
+            return
+        lines = ["*filter", f":{FILTER_CHAIN} - [0:0]"]  # declares and flushes, atomically
+        lines += [f"-A {FILTER_CHAIN} -s {r.src}/32 -p udp -m udp --dport {r.port} -j RETURN"
+                  for r in rules if r.src]
+        lines += [f"-A {FILTER_CHAIN} -p udp -m udp --dport {r.port} -j DROP"
+                  for r in rules if not r.src]
+        done = self._ipt("--noflush", stdin="\n".join([*lines, "COMMIT", ""]))
+        if done.returncode != 0:
+            raise OSError(f"iptables-restore: {done.stderr.strip()}")
+        if self._ipt("-C", "INPUT", "-p", "udp", "-j", FILTER_CHAIN).returncode != 0:
+            done = self._ipt("-I", "INPUT", "1", "-p", "udp", "-j", FILTER_CHAIN)
+            if done.returncode != 0:
+                raise OSError(f"iptables: {done.stderr.strip()}")
 
     # ------------------------------------------------------------------ apply
 
@@ -152,12 +213,14 @@ class NetlinkAdapter:
         """Apply in order; returns one message per failed operation."""
         errors: list[str] = []
         sys_ops = [op.sysctl for op in ops if isinstance(op, d.SetSysctl)]
+        done_sysctls = False
         with self._node() as ipr:
             for op in ops:
                 if isinstance(op, d.SetSysctl):
-                    if sys_ops:  # together, in one trip into the namespace, in order
-                        errors += in_netns(self.node_netns, lambda: _write_sysctls(sys_ops))
-                        sys_ops = []
+                    if not done_sysctls:  # all at once (diff keeps them together), in order
+                        errors += in_netns(self.node_netns,
+                                           lambda: _write_sysctls(sys_ops))
+                        done_sysctls = True
                     continue
                 try:
                     self._apply_one(ipr, op)
@@ -211,6 +274,8 @@ class NetlinkAdapter:
                 ipr.route("replace", **_route_args(r, idx))
             case d.AddRule(rule=r):
                 ipr.rule("add", **_rule_args(r))
+            case d.SyncFilter(rules=rules):
+                self._sync_filter(rules)
             case _:
                 raise ValueError(f"unsupported operation {op!r}")
 

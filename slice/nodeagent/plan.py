@@ -20,6 +20,7 @@ from wgslice.slice.nodeagent.model import (
     Addr,
     AttachedPod,
     Fdb,
+    FilterRule,
     Link,
     NodeState,
     PodNet,
@@ -83,7 +84,9 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
     rules: set[Rule] = set()
     sysctls: set[Sysctl] = set()
     podnets: set[PodNet] = set()
+    filters: set[FilterRule] = set()
     attached: dict[str, tuple[str, ...]] = {}
+    netns_taken: dict[str, str] = {}  # one slice0 per network namespace
     usable = _usable(configs, problems)
     by_ns = {}
     for cfg in usable:
@@ -133,6 +136,7 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
         sysctls.add(Sysctl(f"net/ipv4/conf/{vx}/rp_filter", "1"))
         rules.add(Rule(t, vx))
         rules.add(Rule(t, "lo", cidr))
+        filters.add(FilterRule(cfg.vxlan_port, ""))
         routes.add(Route(t, "0.0.0.0/0", "unreachable", metric=UNREACHABLE_METRIC))
         routes.add(Route(MAIN_TABLE, cidr, "unreachable", metric=UNREACHABLE_METRIC))
         for other, info in sorted(cfg.nodes.items()):
@@ -140,6 +144,7 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
                 continue
             if info.node_ip != me.node_ip:
                 fdb.add(Fdb(vx, info.node_ip))
+                filters.add(FilterRule(cfg.vxlan_port, info.node_ip))
             routes.add(Route(t, f"{info.address}/32", dev=vx))
         gw = cfg.nodes.get(cfg.gateway_node)
         if cfg.gateway_node == node:
@@ -152,6 +157,10 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
                             f"remote subnets unreachable from this node")
         names = []
         for pod in slice_pods[cfg.slice]:
+            if pod.node == node and pod.netns and pod.netns in netns_taken:
+                problems.append(f"pod {pod.namespace}/{pod.name}: shares its network "
+                                f"namespace with {netns_taken[pod.netns]}; left out")
+                continue
             dst = f"{pod.slice_address}/32"
             if pod.node != node:
                 info = cfg.nodes.get(pod.node)
@@ -174,8 +183,10 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
             podnets.add(PodNet(netns=pod.netns, peer=host, address=(dst,),
                                routes=((cidr, me.address),), mtu=cfg.mtu))
             names.append(f"{pod.namespace}/{pod.name}")
+            netns_taken[pod.netns] = f"{pod.namespace}/{pod.name}"
         attached[cfg.slice] = tuple(names)
 
     state = NodeState(frozenset(links), frozenset(addrs), frozenset(fdb), frozenset(routes),
-                      frozenset(rules), frozenset(sysctls), frozenset(podnets))
+                      frozenset(rules), frozenset(sysctls), frozenset(podnets),
+                      frozenset(filters))
     return NodePlan(state, attached, tuple(problems))

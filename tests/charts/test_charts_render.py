@@ -114,6 +114,10 @@ def test_hub_defaults(rendered: dict[str, list[dict[str, Any]]]) -> None:
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["allowPrivilegeEscalation"] is False
     assert spec["serviceAccountName"] == "wgslice-hub-controller"
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    anti = spec["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    pdb = find(objs, "PodDisruptionBudget", "wgslice-hub-controller")
+    assert pdb["spec"]["selector"] == dep["spec"]["selector"]
     pool = find(objs, "OverlayPool", "default")
     shipped = yaml.safe_load((charts.chart_dir(charts.HUB) / "files" / "default-pool.yaml")
                              .read_text())
@@ -135,6 +139,7 @@ def test_hub_custom(rendered_custom: dict[str, list[dict[str, Any]]]) -> None:
     assert spec["nodeSelector"] == {"kubernetes.io/os": "linux"}
     assert spec["tolerations"][0]["key"] == "dedicated"
     assert spec["priorityClassName"] == "system-cluster-critical"
+    assert spec["affinity"] == CUSTOM[charts.HUB]["controller"]["affinity"]
     assert dep["spec"]["template"]["metadata"]["annotations"] == {"example.com/team": "net"}
     pool = find(objs, "OverlayPool", "default")
     assert pool["spec"]["cidrs"] == ["10.240.0.0/12"]
@@ -143,9 +148,10 @@ def test_hub_custom(rendered_custom: dict[str, list[dict[str, Any]]]) -> None:
     assert binding["subjects"][0]["namespace"] == "wgslice"
 
 
-def test_hub_without_default_pool() -> None:
-    objs = charts.render(charts.HUB, {"defaultPool": {"enabled": False}}, "h", NS)
-    assert not [o for o in objs if o["kind"] == "OverlayPool"]
+def test_hub_without_default_pool_and_single_replica() -> None:
+    objs = charts.render(charts.HUB, {"defaultPool": {"enabled": False},
+                                      "controller": {"replicas": 1}}, "h", NS)
+    assert not [o for o in objs if o["kind"] in ("OverlayPool", "PodDisruptionBudget")]
     assert len([o for o in objs if o["kind"] == "CustomResourceDefinition"]) == 4
 
 
@@ -221,8 +227,8 @@ def test_hub_member_defaults(rendered: dict[str, list[dict[str, Any]]]) -> None:
         ("Namespace", "wgslice-member-east"),
         ("ServiceAccount", "member-east"),
         ("Secret", "member-east-token"),
-        ("ClusterRole", "wgslice-member-east"),
-        ("ClusterRoleBinding", "wgslice-member-east"),
+        ("ClusterRole", "wgslice-hub-member-east"),
+        ("ClusterRoleBinding", "wgslice-hub-member-east"),
         ("Role", "wgslice-member-agent"),
         ("RoleBinding", "wgslice-member-agent"),
         ("MemberCluster", "east"),

@@ -174,3 +174,14 @@ def test_diff_treats_key_change_as_remove_plus_add_and_skips_keyless_peers():
     d = diff_peers(old, parse_config(spec(peers=peers)).peers)
     assert {p.public_key for p in d.remove} == {K1, K2}
     assert [p.public_key for p in d.add] == [K3]
+
+
+def test_relayed_peer_takes_an_explicit_tunnel_address():
+    # Hub-and-spoke: the hub relays m1's subnet; its own subnet is not first (name order).
+    peer = {"member": "hub", "subnets": ["10.224.1.0/24", "10.224.2.0/24"], "publicKey": K1,
+            "tunnelAddress": "10.224.2.1"}
+    cfg = parse_config(spec(peers=[peer]))
+    assert str(cfg.peers[0].tunnel_address) == "10.224.2.1"
+    peer["tunnelAddress"] = "10.224.9.1"
+    with pytest.raises(ConfigError, match="not in the peer's subnets"):
+        parse_config(spec(peers=[peer]))

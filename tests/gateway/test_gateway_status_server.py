@@ -106,7 +106,7 @@ def _self_signed(tmp_path):
     return tmp_path / "tls.crt", tmp_path / "tls.key"
 
 
-def test_tls_when_certs_are_given(tmp_path):
+def test_tls_when_certs_are_given(tmp_path, capsys):
     cert, key = _self_signed(tmp_path)
     sock = f"unix:{tmp_path / 'status.sock'}"
     server, _ = serve(FakeGateway(), sock, tls_cert=cert, tls_key=key)
@@ -121,5 +121,11 @@ def test_tls_when_certs_are_given(tmp_path):
             pb_grpc.GatewayStatusServiceStub(plain).GetStatus(pb.GetStatusRequest(), timeout=2)
         ch.close()
         plain.close()
+        # The CLI client speaks TLS too.
+        from wgslice.cli import main
+
+        assert main(["gateway", "status", "--status-port", sock, "--tls-ca", str(cert),
+                     "--server-name", "localhost"]) == 0
+        assert '"slice": "shop"' in capsys.readouterr().out
     finally:
         server.stop(0)

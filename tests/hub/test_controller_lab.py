@@ -78,7 +78,18 @@ class Controller:
         env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wgslice", "controller", "--id", identity, "--resync", "2"],
+            [
+                sys.executable,
+                "-m",
+                "wgslice",
+                "controller",
+                "--id",
+                identity,
+                "--resync",
+                "2",
+                "--lease-seconds",
+                "4",
+            ],
             env=env,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,

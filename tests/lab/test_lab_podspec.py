@@ -13,6 +13,7 @@ from wgslice.lab.podspec import (
     container_argv,
     container_env,
     field_ref,
+    host_path,
     image_repository,
     is_project_image,
     mount_script,
@@ -121,3 +122,22 @@ def test_mount_script() -> None:
     assert "mount -o remount,bind,ro /etc/keys" in lines
     assert "mkdir -p /run/secrets/extra" in lines
     assert "mkdir -p /etc/keys" not in lines  # outside the private tmpfs: made by the kubelet
+
+
+@pytest.mark.parametrize(("path", "expect", "private"), [
+    ("/run/wgslice", "/lab/nodes/n1/fs/run/wgslice", True),
+    ("/var/lib/x/", "/lab/nodes/n1/fs/var/lib/x", True),
+    ("/var/run/netns", "/var/run/netns", False),
+    ("/run/netns/", "/run/netns", False),
+    ("/dev/net/tun", "/dev/net/tun", False),
+    ("/lib/modules", "/lib/modules", False),
+    ("/devices", "/lab/nodes/n1/fs/devices", True),
+])
+def test_host_path_is_per_node_except_machine_wide(path: str, expect: str,
+                                                    private: bool) -> None:
+    assert host_path(path, "/lab/nodes/n1/fs") == (expect, private)
+
+
+def test_self_bind_of_machine_wide_path_is_skipped() -> None:
+    script = mount_script([Mount("/var/run/netns", "/var/run/netns")], None)
+    assert "/var/run/netns" not in script

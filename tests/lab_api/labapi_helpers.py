@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from wgslice.lab.apiserver import ApiServer, ServerThread, run_in_thread
@@ -59,6 +61,16 @@ class Raw:
         """Read a watch stream (which must end by timeoutSeconds) into a list of events."""
         with self.open("GET", path, timeout=timeout) as r:
             return [json.loads(line) for line in r.read().decode().splitlines() if line]
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 3.0) -> bool:
+    """Poll cond every 20 ms until true or timeout (bounded)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
 
 
 def start(**kwargs: Any) -> ServerThread:

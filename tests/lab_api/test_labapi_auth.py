@@ -4,7 +4,7 @@ with Kubernetes' 401/403 Status replies and access reviews."""
 from __future__ import annotations
 
 import pytest
-from labapi_helpers import CRD_PATH, Raw, crd
+from labapi_helpers import CRD_PATH, Raw, crd, wait_for
 
 from wgslice.lab.apiserver import mint_token, token_claims
 
@@ -186,3 +186,79 @@ def test_listen_on_all_addresses_with_extra_san(tmp_path):
         assert raw("GET", "/api/v1/namespaces")[0] == 200  # cert valid for the extra SAN
     finally:
         st.stop()
+
+
+def test_pod_bound_token_dies_with_its_pod(raw, ns):
+    """What the lab kubelet mounts: TokenRequest with boundObjectRef to the pod."""
+    _, pod = raw("POST", f"/api/v1/namespaces/{ns}/pods", {"metadata": {"name": "p"}, "spec": {
+        "containers": [{"name": "c", "image": "i"}]}})
+    assert pod["spec"]["serviceAccountName"] == "default"
+    assert wait_for(lambda: raw("GET", f"/api/v1/namespaces/{ns}/serviceaccounts/default")[0]
+                    == 200)
+    st, tr = raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/default/token", {
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+        "spec": {"audiences": [], "expirationSeconds": 86400, "boundObjectRef": {
+            "kind": "Pod", "apiVersion": "v1", "name": "p", "uid": pod["metadata"]["uid"]}}})
+    assert st == 201
+    bound = raw.with_token(tr["status"]["token"])
+    assert bound("GET", "/api")[0] == 200
+    raw("DELETE", f"/api/v1/namespaces/{ns}/pods/p")
+    assert bound("GET", "/api")[0] == 401
+    st, _ = raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/default/token", {
+        "spec": {"boundObjectRef": {"kind": "Pod", "name": "gone"}}})
+    assert st == 404
+
+
+def test_impersonation_requires_rbac_and_acts_as_the_target(lab, raw, ns):
+    sa = f"system:serviceaccount:{ns}:imp"
+    raw("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", {"metadata": {"name": "imp"}})
+    raw("POST", f"{RBAC}/namespaces/{ns}/rolebindings", {
+        "metadata": {"name": "imp-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "imp", "namespace": ns}]})
+    as_sa = {"Impersonate-User": sa}
+    assert raw("GET", f"/api/v1/namespaces/{ns}/configmaps", headers=as_sa)[0] == 200
+    st, body = raw("POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "x"}},
+                   headers=as_sa)
+    assert st == 403 and sa in body["message"]
+    st, review = raw("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", {},
+                     headers=as_sa)
+    assert f"system:serviceaccounts:{ns}" in review["status"]["userInfo"]["groups"]
+    # a plain ServiceAccount may not impersonate
+    tok = lab.call(lab.server.mint_token, ns, "imp")
+    st, body = raw.with_token(tok)("GET", "/api", headers={"Impersonate-User": "lab-admin"})
+    assert st == 403 and 'cannot impersonate resource "users"' in body["message"]
+
+
+def test_secret_string_data_is_stored_as_data(raw, ns):
+    st, sec = raw("POST", f"/api/v1/namespaces/{ns}/secrets",
+                  {"metadata": {"name": "s"}, "stringData": {"k": "v"}, "data": {"d": "eA=="}})
+    assert st == 201 and sec["data"] == {"d": "eA==", "k": "dg=="} and "stringData" not in sec
+    _, sec = raw("PATCH", f"/api/v1/namespaces/{ns}/secrets/s", {"stringData": {"k": "w"}},
+                 "application/merge-patch+json")
+    assert sec["data"]["k"] == "dw==" and "stringData" not in sec
+
+
+def test_in_cluster_config_from_service_account_files(lab, raw, tmp_path):
+    """What a pod's kopf or python client does: in-cluster config from the mounted files."""
+    from kubernetes import client as k8s
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    for name, data in lab.server.service_account_files("default", "default").items():
+        (tmp_path / name).write_bytes(data)
+    host, port = lab.server.url.split("://")[1].rsplit(":", 1)
+    cfg = k8s.Configuration()
+    InClusterConfigLoader(token_filename=str(tmp_path / "token"),
+                          cert_filename=str(tmp_path / "ca.crt"),
+                          environ={"KUBERNETES_SERVICE_HOST": host,
+                                   "KUBERNETES_SERVICE_PORT": port}).load_and_set(cfg)
+    raw("POST", f"{RBAC}/namespaces/default/rolebindings", {
+        "metadata": {"name": "default-view"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]})
+    with k8s.ApiClient(cfg) as api:
+        names = [c.metadata.name for c in
+                 k8s.CoreV1Api(api).list_namespaced_service_account("default").items]
+    assert "default" in names

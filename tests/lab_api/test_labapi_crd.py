@@ -171,3 +171,34 @@ def test_strict_field_validation_rejects_unknown_fields(raw, gadgets):
                 MERGE)
     assert st == 400
     raw("DELETE", gadgets + "/strict")
+
+
+def test_custom_resource_scale_subresource(raw, ns):
+    c = crd(kind="Scaler")
+    c["spec"]["versions"][0]["subresources"]["scale"] = {
+        "specReplicasPath": ".spec.size", "statusReplicasPath": ".status.size",
+        "labelSelectorPath": ".status.selector"}
+    assert raw("POST", CRD_PATH, c)[0] in (201, 409)
+    path = f"/apis/wgslice.io/v1alpha1/namespaces/{ns}/scalers"
+    raw("POST", path, {"metadata": {"name": "s"}, "spec": {"size": 2}})
+    raw("PATCH", path + "/s/status", {"status": {"size": 2, "selector": "a=b"}}, MERGE)
+    st, scale = raw("GET", path + "/s/scale")
+    assert st == 200 and scale["spec"]["replicas"] == 2
+    assert scale["status"] == {"replicas": 2, "selector": "a=b"}
+    st, scale = raw("PATCH", path + "/s/scale", {"spec": {"replicas": 5}}, MERGE)
+    assert st == 200 and raw("GET", path + "/s")[1]["spec"]["size"] == 5
+
+
+def test_dynamic_client_discovers_custom_and_builtin_kinds(api_client, gadgets, ns):
+    from kubernetes import dynamic
+    dyn = dynamic.DynamicClient(api_client)
+    gad = dyn.resources.get(api_version="wgslice.io/v1alpha1", kind="Gadget")
+    gad.create(body={"apiVersion": "wgslice.io/v1alpha1", "kind": "Gadget",
+                     "metadata": {"name": "dyn1"}, "spec": {"members": ["a"]}})
+    assert "dyn1" in [i.metadata.name for i in gad.get().items]
+    gad.delete(name="dyn1")
+    cm = dyn.resources.get(api_version="v1", kind="ConfigMap")
+    cm.create(namespace=ns, body={"metadata": {"name": "x"}, "data": {"a": "b"}})
+    cm.patch(namespace=ns, name="x", body={"data": {"c": "d"}},
+             content_type="application/merge-patch+json")
+    assert cm.get(namespace=ns, name="x").data.to_dict() == {"a": "b", "c": "d"}

@@ -130,3 +130,24 @@ def test_selector_parsers_unit():
         parse_labels("!a in (b)")
     f = parse_fields("involvedObject.kind=Pod,involvedObject.name==x")
     assert f({"involvedObject": {"kind": "Pod", "name": "x"}})
+
+
+def test_server_side_apply_conflicts_between_managers(raw, ns):
+    base = f"/api/v1/namespaces/{ns}/configmaps/shared"
+    a = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"},
+         "data": {"x": "1", "mine": "a"}}
+    assert raw("PATCH", base + "?fieldManager=alice", a, APPLY)[0] == 201
+    b = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"},
+         "data": {"x": "2", "theirs": "b"}}
+    st, body = raw("PATCH", base + "?fieldManager=bob", b, APPLY)
+    assert st == 409 and body["reason"] == "Conflict"
+    assert body["message"] == 'Apply failed with 1 conflict: conflict with "alice": .data.x'
+    assert body["details"]["causes"][0]["field"] == ".data.x"
+    # same value is shared ownership, not a conflict
+    b["data"]["x"] = "1"
+    assert raw("PATCH", base + "?fieldManager=bob", b, APPLY)[0] == 200
+    b["data"]["x"] = "3"
+    st, obj = raw("PATCH", base + "?fieldManager=bob&force=true", b, APPLY)
+    assert st == 200 and obj["data"] == {"x": "3", "mine": "a", "theirs": "b"}
+    owners = {e["manager"]: e["fieldsV1"] for e in obj["metadata"]["managedFields"]}
+    assert "f:x" not in owners["alice"]["f:data"] and "f:x" in owners["bob"]["f:data"]

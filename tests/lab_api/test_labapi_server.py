@@ -178,3 +178,23 @@ def test_stop_ends_open_watches_cleanly():
     t.join(5)
     assert time.monotonic() - t0 < 3 and not st.thread.is_alive()
     assert result == [[]]  # the stream ended with a clean EOF
+
+
+def test_restart_resumes_namespace_termination(tmp_path):
+    st = start(cluster_name="resume", data_dir=tmp_path)
+    raw = Raw(st.server)
+    raw("POST", "/api/v1/namespaces", {"metadata": {"name": "going"}})
+    raw("POST", "/api/v1/namespaces/going/configmaps", {"metadata": {
+        "name": "held", "finalizers": ["x/y"]}})
+    raw("DELETE", "/api/v1/namespaces/going")
+    st.stop()
+    st2 = start(cluster_name="resume", data_dir=tmp_path)
+    try:
+        raw2 = Raw(st2.server)
+        assert raw2("GET", "/api/v1/namespaces/going")[1]["status"]["phase"] == "Terminating"
+        raw2("PATCH", "/api/v1/namespaces/going/configmaps/held",
+             {"metadata": {"finalizers": None}}, "application/merge-patch+json")
+        from labapi_helpers import wait_for
+        assert wait_for(lambda: raw2("GET", "/api/v1/namespaces/going")[0] == 404)
+    finally:
+        st2.stop()

@@ -12,6 +12,7 @@ from wgslice.slice.nodeagent.diff import (
     ConfigurePod,
     DelLink,
     DelPodLink,
+    SyncFilter,
     diff,
     simulate,
 )
@@ -19,6 +20,7 @@ from wgslice.slice.nodeagent.model import (
     IFNAMSIZ,
     UNREACHABLE_METRIC,
     AttachedPod,
+    FilterRule,
     Link,
     NodeState,
     PodNet,
@@ -83,6 +85,7 @@ def test_gateway_node_plan_has_the_prototype_data_path():
     assert Sysctl("net/ipv4/conf/all/rp_filter", "0") in s.sysctls
     assert PodNet("/var/run/netns/pa", va, ("10.224.0.2/32",),
                   (("10.224.0.0/20", "10.224.0.254"),), 1420) in s.pods
+    assert s.filters == {FilterRule(4789, "10.10.0.11"), FilterRule(4789, "")}
     assert plan.attached == {"shop": ("shop/a",), "bank": ("bank/c",)}
     assert any("other/d" in p for p in plan.problems)
 
@@ -115,6 +118,14 @@ def test_bad_configs_and_addresses_are_reported_not_fatal():
     plan = plan_node("east-n0", cfgs, dup)
     assert plan.attached["shop"] == ("shop/a",)
     assert len(plan.problems) == 3
+
+
+def test_two_pods_in_one_netns_get_one_slice0():
+    shared = [AttachedPod("shop", "a", "1", "east-n0", "10.224.0.2", "/n/x"),
+              AttachedPod("shop", "b", "2", "east-n0", "10.224.0.3", "/n/x")]
+    plan = plan_node("east-n0", configs(), shared)
+    assert len(plan.state.pods) == 1 and plan.attached["shop"] == ("shop/a",)
+    assert any("shares its network namespace" in p for p in plan.problems)
 
 
 def test_node_not_in_config_gets_nothing():
@@ -200,6 +211,8 @@ def _perturb(draw, state: NodeState) -> NodeState:
         sysctls=frozenset(s for s in subset(state.sysctls) if s.dev is None or s.dev in names_)
         | {Sysctl("net/ipv4/ip_forward", "0")},
         pods=frozenset(pods),
+        filters=subset(state.filters) | ({FilterRule(4789, "10.9.9.9")}
+                                         if draw(st.booleans()) else set()),
     )
 
 
@@ -224,3 +237,15 @@ def test_config_roundtrip_fields():
     cfg = SliceConfig.from_dict({**CFG, "gatewayInterface": "wg-x"})
     assert cfg.wg_ifname == "wg-x" and cfg.nodes["east-n1"].address == "10.224.0.253"
     assert SliceConfig.from_dict(CFG).wg_ifname == gateway_ifname("shop")
+
+
+def test_vxlan_filter_closes_before_and_opens_after_everything_else():
+    want = plan_node("east-n0", configs(), pods()).state
+    ops = diff(want, NodeState())
+    assert ops[0] == SyncFilter(tuple(sorted(want.filters, key=repr)))
+    ops = diff(NodeState(), want)
+    assert ops[-1] == SyncFilter(())
+    left = simulate(want, ops)
+    assert dataclasses.replace(left, sysctls=frozenset()) == NodeState()
+    assert {s.key for s in left.sysctls} == {  # global knobs are never reverted
+        "net/ipv4/ip_forward", "net/ipv4/conf/all/rp_filter"}

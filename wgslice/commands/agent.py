@@ -16,14 +16,40 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "this cluster, and reports status and heartbeats back.",
     )
     m.add_argument("--member", required=True, help="this member cluster's name in the hub")
-    m.add_argument("--hub-kubeconfig", required=True, metavar="PATH",
-                   help="credentials for the hub (from `wgslice join`)")
-    m.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), metavar="PATH",
-                   help="this member cluster (default: in-cluster service account)")
-    m.add_argument("--image", default=os.environ.get("WGSLICE_IMAGE", "wgslice/wgslice:latest"),
-                   help="image for the gateway Deployments (default: $WGSLICE_IMAGE)")
+    m.add_argument(
+        "--hub-kubeconfig",
+        required=True,
+        metavar="PATH",
+        help="credentials for the hub (from `wgslice join`)",
+    )
+    m.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        metavar="PATH",
+        help="this member cluster (default: in-cluster service account)",
+    )
+    m.add_argument(
+        "--image",
+        default=os.environ.get("WGSLICE_IMAGE", "wgslice/wgslice:latest"),
+        help="image for the gateway Deployments (default: $WGSLICE_IMAGE)",
+    )
     m.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
     m.set_defaults(func=run_member)
+
+    n = agents.add_parser(
+        "node",
+        help="run the node agent: slice interfaces, routes and rules on this node",
+        description="Gives every pod of an attached namespace a slice0 interface and programs "
+        "the per-slice routing tables of this node (run as a hostNetwork DaemonSet).",
+    )
+    n.add_argument(
+        "--node",
+        default=os.environ.get("NODE_NAME"),
+        required=not os.environ.get("NODE_NAME"),
+        help="this node's name (default: $NODE_NAME)",
+    )
+    n.add_argument("--resync", type=float, default=5.0, metavar="SECONDS")
+    n.set_defaults(func=run_node)
 
 
 def _client(path: str | None):  # type: ignore[no-untyped-def]
@@ -42,16 +68,34 @@ def run_member(args: argparse.Namespace) -> int:
 
     from wgslice.slice.member.agent import MemberAgent
 
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    agent = MemberAgent(args.member, _client(args.hub_kubeconfig), _client(args.kubeconfig),
-                        image=args.image)
+    agent = MemberAgent(
+        args.member, _client(args.hub_kubeconfig), _client(args.kubeconfig), image=args.image
+    )
     while not stop.is_set():
         try:
             agent.round()
         except Exception:  # keep the agent alive; the next round re-reads everything
             logging.getLogger("wgslice.member").exception("round failed")
         stop.wait(args.interval)
+    return 0
+
+
+def run_node(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from wgslice.slice.nodeagent import kube
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    kube.run(args.node, resync=args.resync, stop=stop)
     return 0

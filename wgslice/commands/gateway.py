@@ -53,13 +53,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=_run)
 
     status = sub.add_parser("status", help="print a gateway's status (gRPC)")
-    status.add_argument("--status-port", required=True, help="PORT, HOST:PORT or unix:/PATH")
     status.add_argument("--watch", action="store_true", help="stream changes")
     status.set_defaults(func=_status)
 
     rotate = sub.add_parser("rotate-key", help="rotate a running gateway's key pair (gRPC)")
-    rotate.add_argument("--status-port", required=True)
     rotate.set_defaults(func=_rotate)
+    for client in (status, rotate):
+        client.add_argument("--status-port", required=True, help="PORT, HOST:PORT or unix:/PATH")
+        client.add_argument("--tls-ca", type=Path, help="use TLS; trust this CA")
+        client.add_argument("--tls-cert", type=Path, help="client certificate (mTLS)")
+        client.add_argument("--tls-key", type=Path, help="client key (mTLS)")
+        client.add_argument("--server-name", help="TLS name to expect (default: the host)")
 
     check = sub.add_parser("check-config", help="validate a gateway config file")
     check.add_argument("config", type=Path)
@@ -103,13 +107,23 @@ def _run(args: argparse.Namespace) -> int:
     )
 
 
-def _client(port: str):
+def _client(args: argparse.Namespace):
     import grpc
 
     from wgslice.proto.gateway.v1alpha1 import status_pb2_grpc
 
-    target = _target(port).replace("[::]", "localhost")
-    return status_pb2_grpc.GatewayStatusServiceStub(grpc.insecure_channel(target))
+    target = _target(args.status_port).replace("[::]", "localhost")
+    if args.tls_ca is None:
+        channel = grpc.insecure_channel(target)
+    else:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=args.tls_ca.read_bytes(),
+            private_key=args.tls_key.read_bytes() if args.tls_key else None,
+            certificate_chain=args.tls_cert.read_bytes() if args.tls_cert else None)
+        options = [("grpc.ssl_target_name_override", args.server_name)] if (
+            args.server_name) else []
+        channel = grpc.secure_channel(target, creds, options=options)
+    return status_pb2_grpc.GatewayStatusServiceStub(channel)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -117,7 +131,7 @@ def _status(args: argparse.Namespace) -> int:
 
     from wgslice.proto.gateway.v1alpha1 import status_pb2 as pb
 
-    stub = _client(args.status_port)
+    stub = _client(args)
     if args.watch:
         for msg in stub.WatchStatus(pb.WatchStatusRequest()):
             print(json_format.MessageToJson(msg), flush=True)
@@ -129,7 +143,7 @@ def _status(args: argparse.Namespace) -> int:
 def _rotate(args: argparse.Namespace) -> int:
     from wgslice.proto.gateway.v1alpha1 import status_pb2 as pb
 
-    print(_client(args.status_port).RotateKey(pb.RotateKeyRequest(), timeout=30).public_key)
+    print(_client(args).RotateKey(pb.RotateKeyRequest(), timeout=30).public_key)
     return 0
 
 
