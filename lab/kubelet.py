@@ -37,6 +37,8 @@ from wgslice.lab.state import LabDirs
 log = logging.getLogger("wgslice.lab.kubelet")
 Obj = dict[str, Any]
 MAX_BACKOFF_S = 20.0
+#: How often mounted Secret and ConfigMap volumes are brought up to date.
+VOLUME_REFRESH_SECONDS = 2.0
 
 
 @dataclass
@@ -61,6 +63,9 @@ class PodRun:
     last_status: Obj = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     grace: float = 5.0
+    pod: Obj = field(default_factory=dict)  # the spec it was started from (volumes)
+    next_refresh: float = 0.0
+    refreshing: bool = False
     images: dict[str, str] = field(default_factory=dict)  # container name -> image
     names: list[str] = field(default_factory=list)  # app containers, in spec order
     init_names: list[str] = field(default_factory=list)
@@ -183,6 +188,7 @@ class Kubelet:
                     if not run.netns:
                         await self._sandbox(run)
                     plans, inits = await self.prep.prepare(run, pod)
+                    run.pod = pod
                     break
                 except PodSpecError as exc:
                     self._waiting(run, pod, exc.reason, str(exc))
@@ -274,6 +280,10 @@ class Kubelet:
             changed = self._step(run, now)
             if changed:
                 self._write_record(run)
+            if run.pod and not run.refreshing and now >= run.next_refresh:
+                run.refreshing = True
+                run.next_refresh = now + VOLUME_REFRESH_SECONDS
+                self._spawn(self._refresh(run))
             for c in run.containers:
                 rt.note_mount_ns(c)
                 if c.running and not c.probing and now >= c.next_probe and (
@@ -281,6 +291,14 @@ class Kubelet:
                     c.probing = True
                     self._spawn(self._probe(run, c))
             await self._report(run)
+
+    async def _refresh(self, run: PodRun) -> None:
+        try:
+            await self.prep.refresh_volumes(run, run.pod)
+        except Exception as exc:  # a source deleted meanwhile: keep the files, as kubelet does
+            log.debug("refresh volumes of %s/%s: %s", run.namespace, run.name, exc)
+        finally:
+            run.refreshing = False
 
     async def _probe(self, run: PodRun, c: rt.ContainerRun) -> None:
         """Run the container's readiness and liveness probes once; act on thresholds."""

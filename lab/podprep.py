@@ -43,10 +43,8 @@ class PodPreparer:
         self.ca_file = ca_file
         self.python = python
 
-    async def prepare(self, run: Any, pod: Obj) -> tuple[list[ContainerPlan],
-                                                          list[ContainerPlan]]:
-        """Fetch what the pod refers to, write its volumes, and plan every container."""
-        spec = pod.get("spec") or {}
+    async def _referenced(self, run: Any, pod: Obj) -> tuple[dict[str, dict[str, bytes]],
+                                                              dict[str, dict[str, bytes]]]:
         ns = run.namespace
         secret_names, cm_names = referenced_objects(pod)
         secrets: dict[str, dict[str, bytes]] = {}
@@ -59,6 +57,19 @@ class PodPreparer:
             obj = await self.client.get(path_for("v1", "configmaps", ns, name))
             if obj is not None:
                 cms[name] = configmap_data(obj)
+        return secrets, cms
+
+    async def refresh_volumes(self, run: Any, pod: Obj) -> None:
+        """Rewrite Secret and ConfigMap volumes whose source changed, as the kubelet does
+        (a real kubelet within about a minute; the lab within a couple of seconds)."""
+        secrets, cms = await self._referenced(run, pod)
+        self._volumes(run, pod.get("spec") or {}, secrets, cms)
+
+    async def prepare(self, run: Any, pod: Obj) -> tuple[list[ContainerPlan],
+                                                          list[ContainerPlan]]:
+        """Fetch what the pod refers to, write its volumes, and plan every container."""
+        spec = pod.get("spec") or {}
+        secrets, cms = await self._referenced(run, pod)
         sa_dir = None
         if spec.get("automountServiceAccountToken", True):
             sa_dir = await self._service_account(run, spec)
@@ -80,7 +91,7 @@ class PodPreparer:
             project = is_project_image(c.get("image", ""))
             ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or []
                      if p.get("name")}
-            return ContainerPlan(name=c["name"], argv=container_argv(c, self.python),
+            return ContainerPlan(name=c["name"], argv=container_argv(c, self.python, env),
                                  env={**base_env, **env}, mounts=mounts, project=project,
                                  readiness=c.get("readinessProbe"),
                                  liveness=c.get("livenessProbe"), ports=ports)

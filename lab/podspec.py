@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,14 +45,31 @@ def is_project_image(image: str) -> bool:
     return image_repository(image).rsplit("/", 1)[-1] == "wgslice"
 
 
-def container_argv(container: Obj, python: str) -> list[str]:
+_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion in command and args: a defined variable is replaced,
+    an undefined reference is kept as written, and `$$` escapes a dollar."""
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+
+    return _VAR_REF.sub(sub, text)
+
+
+def container_argv(container: Obj, python: str, env: Mapping[str, str] | None = None
+                   ) -> list[str]:
     """The argv of a project-image container, mapped onto this venv's interpreter.
 
     The image's entry point is ``wgslice``; ``command: [wgslice, ...]`` and
     ``command: [python3, -m, ...]`` keep working because both map to ``python -m``.
+    `$(VAR)` references are expanded from the container's `env`, as the kubelet does.
     """
-    command = list(container.get("command") or [])
-    args = [str(a) for a in container.get("args") or []]
+    env = env or {}
+    command = [expand(str(c), env) for c in container.get("command") or []]
+    args = [expand(str(a), env) for a in container.get("args") or []]
     if not command:
         return [python, "-m", "wgslice", *args]
     head = os.path.basename(str(command[0]))

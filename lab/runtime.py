@@ -187,6 +187,8 @@ def write_files(directory: Path, files: dict[str, bytes], mode: int = 0o644) -> 
     for name, data in files.items():
         target = directory / name
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.read_bytes() == data:
+            continue  # unchanged: keep the mtime, so readers that watch it do not reload
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_bytes(data)
         os.chmod(tmp, mode)

@@ -162,7 +162,25 @@ def _col(name: str, typ: str, priority: int = 0, fmt: str = "", desc: str = "") 
     return {"name": name, "type": typ, "format": fmt, "priority": priority, "description": desc}
 
 
+_EVENT_COLS = [("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0),
+               ("Object", "string", 0), ("Message", "string", 0), ("Name", "string", 1)]
+
+
+def _event_cells(o: dict[str, Any]) -> list[Any]:
+    """Core events print like kubectl expects: LAST SEEN TYPE REASON OBJECT MESSAGE."""
+    ref = o.get("involvedObject") or o.get("regarding") or {}
+    seen = (o.get("lastTimestamp") or o.get("eventTime") or
+            o["metadata"].get("creationTimestamp"))
+    if isinstance(seen, str) and "." in seen:
+        seen = seen.split(".")[0] + "Z"
+    return [human_age(seen), o.get("type", ""), o.get("reason", ""),
+            f"{str(ref.get('kind', '')).lower()}/{ref.get('name', '')}",
+            o.get("message") or o.get("note") or "", o["metadata"].get("name")]
+
+
 def columns(rt: ResourceType) -> list[dict[str, Any]]:
+    if rt.plural == "events" and not rt.crd_name:
+        return [_col(n, t, p) for n, t, p in _EVENT_COLS]
     cols = [_col("Name", "string", 0, "name", "Name must be unique within a namespace.")]
     if rt.printer_columns:
         cols += [_col(c.get("name", ""), c.get("type", "string"), c.get("priority", 0),
@@ -177,7 +195,9 @@ def columns(rt: ResourceType) -> list[dict[str, Any]]:
 
 def row(rt: ResourceType, obj: dict[str, Any], include: str = "Metadata") -> dict[str, Any]:
     cells: list[Any] = [obj["metadata"].get("name")]
-    if rt.printer_columns:
+    if rt.plural == "events" and not rt.crd_name:
+        cells = _event_cells(obj)
+    elif rt.printer_columns:
         cells += [_cell(jsonpath(obj, c.get("jsonPath", "")), c.get("type", "string"))
                   for c in rt.printer_columns]
     else:

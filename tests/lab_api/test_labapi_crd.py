@@ -202,3 +202,14 @@ def test_dynamic_client_discovers_custom_and_builtin_kinds(api_client, gadgets, 
     cm.patch(namespace=ns, name="x", body={"data": {"c": "d"}},
              content_type="application/merge-patch+json")
     assert cm.get(namespace=ns, name="x").data.to_dict() == {"a": "b", "c": "d"}
+
+
+def test_events_table_like_kubectl_get_events(raw, ns):
+    raw("POST", f"/api/v1/namespaces/{ns}/events", {
+        "metadata": {"generateName": "x."}, "type": "Normal", "reason": "Seen",
+        "message": "hello", "involvedObject": {"kind": "Pod", "name": "p1", "namespace": ns},
+        "lastTimestamp": "2026-01-01T00:00:00Z"})
+    _, table = raw("GET", f"/api/v1/namespaces/{ns}/events", headers={"Accept": TABLE})
+    assert [c["name"] for c in table["columnDefinitions"]][:5] == [
+        "Last Seen", "Type", "Reason", "Object", "Message"]
+    assert table["rows"][0]["cells"][1:5] == ["Normal", "Seen", "pod/p1", "hello"]

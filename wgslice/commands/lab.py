@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
                    help="member clusters besides the hub (default 3: c1, c2, c3)")
     p.add_argument("--nodes", type=int, default=2, metavar="M",
                    help="nodes per cluster; node 1 is the gateway node (default 2)")
+    p.add_argument("--bare", action="store_true",
+                   help="only the clusters: do not install wgslice or the demo slice")
     p.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
     p.set_defaults(func=_up)
     p = sub.add_parser("down", help="remove everything the lab made")
@@ -49,9 +51,17 @@ def register(subparsers: Any) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from wgslice.lab import demo
+    from wgslice.lab.state import LabDirs
     from wgslice.lab.up import up
 
-    up(args.clusters, args.nodes, _say, timeout=args.timeout)
+    plan = up(args.clusters, args.nodes, _say, timeout=args.timeout)
+    if args.bare:
+        return 0
+    dirs = LabDirs.from_env()
+    demo.install(dirs, plan, _say)
+    demo.apply_demo(dirs, plan, _say, timeout=args.timeout)
+    print(demo.next_steps(dirs))
     return 0
 
 
