@@ -8,11 +8,13 @@ agent only has to write the file), ticks health once a second, and performs key 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
+import select
 import signal
-import threading
+import socket
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -72,19 +74,29 @@ def run(opts: RunOptions) -> int:
     cfg = load_config(opts.config)  # a bad first config is a startup error
     gateway = Gateway(key_store(opts), implementation=opts.implementation,
                       run_dir=opts.run_dir)
-    stop = threading.Event()
-    reload_flag = threading.Event()
+    # Signal handlers only set plain flags (taking a lock in a handler can deadlock the
+    # main thread); the wakeup fd and the gRPC thread wake the loop through a socketpair,
+    # so a SIGHUP reload or a requested rotation happens at once, not at the next poll.
+    flags = {"stop": False, "reload": False, "rotate": False}
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
     rotations: queue.Queue[Future[str]] = queue.Queue()
 
     def ask_rotation() -> str:
         fut: Future[str] = Future()
         rotations.put(fut)
+        with contextlib.suppress(OSError):
+            wake_w.send(b"r")
         return fut.result(timeout=30)
 
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload_flag.set())
-    signal.signal(signal.SIGUSR1, lambda *_: rotations.put(Future()))
+    def on_signal(signum: int, _frame: object) -> None:
+        key = {signal.SIGHUP: "reload", signal.SIGUSR1: "rotate"}.get(signum, "stop")
+        flags[key] = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(sig, on_signal)
+    old_wakeup = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
 
     server = metrics = None
     try:
@@ -107,14 +119,15 @@ def run(opts: RunOptions) -> int:
         next_tick = next_rotation = time.monotonic()
         if opts.rotate_every:
             next_rotation += opts.rotate_every
-        while not stop.is_set():
+        while not flags["stop"]:
             now = time.monotonic()
             new_mtime = _mtime(opts.config)
-            if reload_flag.is_set() or new_mtime != mtime:
-                reload_flag.clear()
+            if flags["reload"] or new_mtime != mtime:
+                flags["reload"] = False
                 mtime = new_mtime
                 _reload(gateway, opts.config)
-            if opts.rotate_every and now >= next_rotation:
+            if flags["rotate"] or (opts.rotate_every and now >= next_rotation):
+                flags["rotate"] = False
                 next_rotation = now + opts.rotate_every
                 rotations.put(Future())
             while not rotations.empty():
@@ -133,8 +146,14 @@ def run(opts: RunOptions) -> int:
                     gateway.tick()
                 except Exception:  # one bad second must not kill the data path
                     log.exception("health tick failed")
-            stop.wait(min(opts.poll, max(0.0, next_tick - time.monotonic())))
+            timeout = min(opts.poll, max(0.0, next_tick - time.monotonic()))
+            if select.select([wake_r], [], [], timeout)[0]:
+                with contextlib.suppress(OSError):
+                    wake_r.recv(4096)
     finally:
+        signal.set_wakeup_fd(old_wakeup)
+        wake_r.close()
+        wake_w.close()
         if server is not None:
             server.stop(0.5)
         if metrics is not None:
