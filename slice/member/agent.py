@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,14 @@ from wgslice.slice.model import GROUP, VERSION
 from wgslice.slice.status import MEMBER_FINALIZER, member_namespace
 
 log = logging.getLogger("wgslice.member")
+PUBLIC_KEY_ANNOTATION = "wgslice.io/public-key"
+#: Byte counters, RTT and handshake times reach the hub at most this often; state changes
+#: (a tunnel up or down, a new key) go at once.
+REPORT_SECONDS = 5.0
+PUBLIC_KEY_ANNOTATION = "wgslice.io/public-key"
+#: Byte counters, RTT and handshake times reach the hub at most this often; state changes
+#: (a tunnel up or down, a new key) go at once.
+REPORT_SECONDS = 5.0
 
 
 @dataclass
@@ -44,6 +54,8 @@ class MemberAgent:
     image: str = "wgslice/wgslice:latest"
     #: last MemberSlices read from the hub, for reporting through an outage
     last_specs: list[dict[str, Any]] = field(default_factory=list)
+    #: when each MemberSlice's status was last written (monotonic seconds)
+    reported: dict[tuple[str, str], float] = field(default_factory=dict)
     hub_ok: bool = True
 
     def __post_init__(self) -> None:
@@ -115,6 +127,25 @@ class MemberAgent:
                 )
             )
         return pods
+
+    # -- waking up -----------------------------------------------------------------------------
+    def start_watches(self, wake: threading.Event, stop: threading.Event) -> None:
+        """Wake the loop on any change of this member's MemberSlices (hub) or of pods (here),
+        so a round follows a change within milliseconds instead of the next tick."""
+        ns = member_namespace(self.member)
+        sources = (
+            (
+                "hub memberslices",
+                lambda **kw: self.hub_co.list_namespaced_custom_object(
+                    GROUP, VERSION, ns, "memberslices", **kw
+                ),
+            ),
+            ("member pods", self.core.list_pod_for_all_namespaces),
+        )
+        for what, fn in sources:
+            threading.Thread(
+                target=_watch, args=(what, fn, wake, stop), daemon=True, name=f"watch {what}"
+            ).start()
 
     # -- one round -----------------------------------------------------------------------------
     def round(self) -> None:
@@ -205,6 +236,7 @@ class MemberAgent:
     def _delete(self, kind: str, ns: str, name: str) -> None:
         fn = {
             "configmap": self.core.delete_namespaced_config_map,
+            "secret": self.core.delete_namespaced_secret,
             "deployment": self.apps.delete_namespaced_deployment,
             "networkpolicy": self.net.delete_namespaced_network_policy,
         }[kind]
@@ -239,6 +271,7 @@ class MemberAgent:
         gw = f"wgslice-gw-{name}"
         self._delete("deployment", SYSTEM_NAMESPACE, gw)
         self._delete("configmap", SYSTEM_NAMESPACE, gw)
+        self._delete("secret", SYSTEM_NAMESPACE, f"{gw}-key")  # the identity goes with it
         for ns in previous.get("namespaces") or []:
             self._delete("networkpolicy", ns, "wgslice-isolation")
         if self._torn_down(name):
@@ -280,6 +313,26 @@ class MemberAgent:
             {"metadata": {"finalizers": finalizers}},
         )
 
+    def _ensure_key(self, slice_name: str) -> str:
+        """The gateway's public key, its key pair made now if the gateway has none yet.
+
+        Generated here, in the member, into the Secret the gateway loads its identity from;
+        only the public key (the Secret's annotation) leaves it. Making it before the
+        gateway starts lets the hub hand the key to peers in the same round.
+        """
+        from wgslice.gateway.keys import PrivateKey, SecretKeyStore
+
+        name = f"wgslice-gw-{slice_name}-key"
+        try:
+            secret = self.core.read_namespaced_secret(name, SYSTEM_NAMESPACE)
+            return (secret.metadata.annotations or {}).get(PUBLIC_KEY_ANNOTATION, "")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        key = PrivateKey.generate()
+        SecretKeyStore(SYSTEM_NAMESPACE, name, api=self.core).save(key)
+        return key.public_key
+
     def _report(
         self, m: Mapping[str, Any], local: Any, nodes: list[Node], attached: Mapping[str, int]
     ) -> None:
@@ -296,7 +349,17 @@ class MemberAgent:
             {ns: attached.get(ns, 0) for ns in local.namespaces},
             _now(),
             error,
+            public_key=self._ensure_key(local.slice),
         )
+        old = m.get("status") or {}
+        _keep_transition_times(body, old)
+        key = (m["metadata"]["namespace"], m["metadata"]["name"])
+        now = time.monotonic()
+        if objects.significant(body) == objects.significant(old) and (
+            body == old or now - self.reported.get(key, 0.0) < REPORT_SECONDS
+        ):
+            return  # counters only: report them every REPORT_SECONDS, not every round
+        self.reported[key] = now
         self.hub_co.patch_namespaced_custom_object_status(
             GROUP,
             VERSION,
@@ -323,6 +386,28 @@ class MemberAgent:
             )
         except ApiException as exc:
             log.warning("heartbeat refused: %s", exc.status)
+
+
+def _keep_transition_times(new: dict[str, Any], old: Mapping[str, Any]) -> None:
+    before = {c.get("type"): c for c in old.get("conditions") or []}
+    for c in new.get("conditions") or []:
+        prev = before.get(c["type"])
+        if prev and prev.get("status") == c["status"] and prev.get("lastTransitionTime"):
+            c["lastTransitionTime"] = prev["lastTransitionTime"]
+
+
+def _watch(what: str, list_fn: Any, wake: threading.Event, stop: threading.Event) -> None:
+    from kubernetes import watch
+
+    while not stop.is_set():
+        try:
+            for _ in watch.Watch().stream(list_fn, timeout_seconds=60):
+                wake.set()
+                if stop.is_set():
+                    return
+        except Exception as exc:
+            log.debug("watch of %s ended: %s", what, exc)
+            stop.wait(2.0)
 
 
 def _now() -> str:

@@ -145,16 +145,19 @@ def member_slice_status(
     attached: Mapping[str, int],
     now: str,
     error: str = "",
+    public_key: str = "",
 ) -> dict[str, Any]:
     """MemberSlice.status from the gateway's status (as a dict of the proto message).
 
-    `gateway` None means the gateway did not answer: not Ready, with the reason.
+    `gateway` None means the gateway did not answer (yet): not Ready, with the reason; the
+    public key it will use (`public_key`, from its key Secret) is published all the same.
     """
     namespaces = [{"name": ns, "attachedPods": n} for ns, n in sorted(attached.items())]
     if gateway is None:
         return {
             "observedGeneration": generation,
             "namespaces": namespaces,
+            **({"publicKey": public_key} if public_key else {}),
             "conditions": [
                 {
                     "type": "Ready",
@@ -185,7 +188,7 @@ def member_slice_status(
     ok = not gateway.get("config_error")
     return {
         "observedGeneration": generation,
-        "publicKey": gateway.get("public_key", ""),
+        "publicKey": gateway.get("public_key") or public_key,
         "endpoint": endpoint,
         "implementation": gateway.get("implementation", ""),
         "listenPort": int(gateway.get("listen_port") or 0),
@@ -208,3 +211,19 @@ def _rfc3339(unix: float) -> str:
     import datetime
 
     return datetime.datetime.fromtimestamp(unix, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_VOLATILE = ("rxBytes", "txBytes", "rttMs", "latestHandshake", "loss")
+
+
+def significant(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a MemberSlice status worth an immediate write: without counters and times."""
+    out = {k: v for k, v in status.items() if k not in ("tunnels", "conditions")}
+    out["tunnels"] = [
+        {k: v for k, v in t.items() if k not in _VOLATILE} for t in status.get("tunnels") or []
+    ]
+    out["conditions"] = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in status.get("conditions") or []
+    ]
+    return out

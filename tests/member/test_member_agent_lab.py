@@ -155,6 +155,10 @@ def test_member_agent_round_trip(clusters) -> None:
     ready = ms["status"]["conditions"][0]
     assert ready["status"] == "False" and ready["reason"] == "GatewayUnreachable"
     assert ms["status"]["namespaces"] == [{"name": "shop", "attachedPods": 1}]
+    # the key pair is made in the member; only its public half reaches the hub
+    secret = core.read_namespaced_secret("wgslice-gw-shop-key", "wgslice-system")
+    assert ms["status"]["publicKey"] == secret.metadata.annotations["wgslice.io/public-key"]
+    assert secret.data["privateKey"] not in str(ms)
     mc = co.get_cluster_custom_object(G, V, "memberclusters", "east")
     assert mc["status"]["lastHeartbeat"] and mc["status"]["agentVersion"]
 
@@ -182,5 +186,6 @@ def test_deleting_a_member_slice_tears_down_then_releases(clusters) -> None:
     assert "wgslice-gw-shop" not in names and "wgslice-slice-shop" not in names
     deps = k8s.AppsV1Api(member).list_namespaced_deployment("wgslice-system").items
     assert deps == []
+    assert core.list_namespaced_secret("wgslice-system").items == []
     items = co.list_namespaced_custom_object(G, V, "wgslice-member-east", "memberslices")
     assert items["items"] == []  # finalizer released, the object is gone

@@ -72,16 +72,20 @@ def run_member(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     agent = MemberAgent(
         args.member, _client(args.hub_kubeconfig), _client(args.kubeconfig), image=args.image
     )
+    wake = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), wake.set()))
+    agent.start_watches(wake, stop)
     while not stop.is_set():
         try:
             agent.round()
         except Exception:  # keep the agent alive; the next round re-reads everything
             logging.getLogger("wgslice.member").exception("round failed")
-        stop.wait(args.interval)
+        wake.wait(args.interval)
+        wake.clear()
+        stop.wait(0.1)  # let a burst of events settle into one round
     return 0
 
 
