@@ -181,6 +181,7 @@ class MemberAgent:
         specs = {m["spec"]["slice"]: m for m in live}
         for name, local in plan.slices.items():
             self._apply(objects.slice_configmap(local))
+            self._ensure_key(name)  # before the gateway exists: it must find its key, not race
             for obj in objects.gateway_objects(local, specs[name]["spec"], self.image):
                 self._apply(obj)
             iso = specs[name]["spec"].get("isolation") or {}
