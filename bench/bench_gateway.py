@@ -23,6 +23,7 @@ import argparse
 import itertools
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -213,6 +214,7 @@ def main() -> int:
         lab.close()
         for n in (1, 2):  # wireguard-go died by SIGKILL: remove its sockets
             Path(f"/var/run/wireguard/{hand_ifname(lab, n)}.sock").unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)  # keys, logs
     return 0
 
 

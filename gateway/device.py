@@ -153,8 +153,11 @@ class UserspaceDevice:
                str(run_dir), binary, ifname]
         # The child must be created by a thread that lives as long as the gateway (the
         # death signal fires when the creating *thread* exits): the gateway's main loop.
+        # Own session: signals sent to the gateway's process group (a terminal's Ctrl-C, a
+        # `kill -HUP -PGID`) must not reach wireguard-go, which dies on SIGHUP. It still
+        # dies with the gateway (death signal) and is stopped by `close`.
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                                     preexec_fn=_set_pdeathsig)
+                                     preexec_fn=_set_pdeathsig, start_new_session=True)
         deadline = time.monotonic() + start_timeout
         while not self.sock.exists():
             if self.proc.poll() is not None:

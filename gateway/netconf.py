@@ -115,7 +115,11 @@ def sync_rules(ifname: str, cfg: GatewayConfig) -> None:
 
 
 def _rule_matches(rule, spec: dict, table: int) -> bool:
+    """One of *our* rules: the node agent keeps look-alike rules in the same table at its
+    own priority, and each must manage only its own."""
     if (rule.get_attr("FRA_TABLE") or rule["table"]) != table:
+        return False
+    if (rule.get_attr("FRA_PRIORITY") or 0) != RULE_PRIORITY:
         return False
     if rule.get_attr("FRA_IIFNAME") != spec.get("iifname"):
         return False
@@ -128,7 +132,8 @@ def remove_rules(ifname: str, cfg: GatewayConfig) -> None:
     with IPRoute() as ipr:
         for r in ipr.get_rules(family=fam):
             if (r.get_attr("FRA_TABLE") or r["table"]) == cfg.table and r.get_attr(
-                    "FRA_IIFNAME") in (ifname, "lo"):
+                    "FRA_IIFNAME") in (ifname, "lo") and (
+                    r.get_attr("FRA_PRIORITY") or 0) == RULE_PRIORITY:
                 with contextlib.suppress(NetlinkError):
                     ipr.rule("del", **_rule_key(r))
         with contextlib.suppress(NetlinkError):

@@ -27,6 +27,9 @@ from wgslice.gateway.keys import FileKeyStore, KeyStore, SecretKeyStore
 
 log = logging.getLogger("wgslice.gateway")
 
+#: Delay before re-applying a config whose application failed (device restarting, ...).
+RETRY_SECONDS = 2.0
+
 
 @dataclass
 class RunOptions:
@@ -119,13 +122,14 @@ def run(opts: RunOptions) -> int:
         next_tick = next_rotation = time.monotonic()
         if opts.rotate_every:
             next_rotation += opts.rotate_every
+        retry_at = 0.0  # a reload that failed half-way is retried (not a refused config)
         while not flags["stop"]:
             now = time.monotonic()
             new_mtime = _mtime(opts.config)
-            if flags["reload"] or new_mtime != mtime:
+            if flags["reload"] or new_mtime != mtime or (retry_at and now >= retry_at):
                 flags["reload"] = False
                 mtime = new_mtime
-                _reload(gateway, opts.config)
+                retry_at = 0.0 if _reload(gateway, opts.config) else now + RETRY_SECONDS
             if flags["rotate"] or (opts.rotate_every and now >= next_rotation):
                 flags["rotate"] = False
                 next_rotation = now + opts.rotate_every
@@ -176,18 +180,21 @@ def _mtime(path: Path) -> float:
         return 0
 
 
-def _reload(gateway, path: Path) -> None:
+def _reload(gateway, path: Path) -> bool:
+    """Apply the file if it changed; False when applying failed and should be retried."""
     try:
         cfg = load_config(path)
         if cfg == gateway.config:  # e.g. a refused edit reverted: nothing to do but say so
             if gateway.config_error:
                 gateway.refuse("")
-            return
+            return True
         gateway.apply(cfg)
         log.info("applied %s (generation %d)", path, gateway.generation)
     except ConfigError as exc:
         log.error("refused new config, keeping the running one: %s", exc)
         gateway.refuse(str(exc))
-    except Exception as exc:  # device or netlink failed mid-way: report; SIGHUP retries
-        log.exception("applying %s failed", path)
+    except Exception as exc:  # device or netlink failed mid-way: report, retry shortly
+        log.exception("applying %s failed; retrying in %.0f s", path, RETRY_SECONDS)
         gateway.refuse(f"applying the config failed: {exc}")
+        return False
+    return True

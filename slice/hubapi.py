@@ -94,6 +94,16 @@ class HubApi:
                 name,
                 body,
             )
+        for name, status in actions.member_status.items():
+            attempt(
+                f"marking MemberCluster {name} not Ready",
+                self.custom.patch_cluster_custom_object_status,
+                GROUP,
+                VERSION,
+                "memberclusters",
+                name,
+                {"status": status},
+            )
         for name, type_, reason, message in actions.events:
             attempt(
                 f"recording event on Slice {name}",

@@ -56,8 +56,10 @@ class SlicePlan:
 
     def member_state(self, member: str) -> MemberState:
         routes = self.graph.routes(member)
+        # The hop's own subnet comes first: its gateway answers probes at that subnet's
+        # first host (gateway/config.py), the subnets it relays follow in name order.
         peers = tuple(
-            Peer(hop, tuple(self.subnets[d] for d in dests))
+            Peer(hop, tuple(self.subnets[d] for d in sorted(dests, key=lambda d: d != hop)))
             for hop, dests in sorted(routes.items())
         )
         return MemberState(

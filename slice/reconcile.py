@@ -16,6 +16,7 @@ Rules that keep the data plane safe:
 from __future__ import annotations
 
 import contextlib
+import datetime
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,7 @@ class Actions:
     delete: list[tuple[str, str]] = field(default_factory=list)  # MemberSlices (ns, name)
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # Slice name -> status
     remove_finalizer: list[str] = field(default_factory=list)
+    member_status: dict[str, dict[str, Any]] = field(default_factory=dict)  # stale heartbeats
     events: list[tuple[str, str, str, str]] = field(
         default_factory=list
     )  # slice, type, reason, msg
@@ -63,6 +65,7 @@ class Actions:
             or self.delete
             or self.status
             or self.remove_finalizer
+            or self.member_status
             or self.events
         )
 
@@ -162,12 +165,49 @@ def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = (
         if key not in desired and not _deleting(ms):
             meta = ms.get("metadata", {})
             actions.delete.append((meta.get("namespace", ""), meta.get("name", "")))
+    for m in snap.members:
+        stale = _stale_heartbeat(m, now)
+        if stale is not None:
+            actions.member_status[_name(m)] = stale
     remaining = {k[0] for k in existing}
     for s in snap.slices:
         finalizers = s.get("metadata", {}).get("finalizers") or []
         if _deleting(s) and _name(s) not in remaining and SLICE_FINALIZER in finalizers:
             actions.remove_finalizer.append(_name(s))
     return actions
+
+
+#: A member agent heartbeats every 10 s; this long without one marks the member not Ready.
+HEARTBEAT_STALE_SECONDS = 60
+
+
+def _stale_heartbeat(member: Obj, now: str) -> dict[str, Any] | None:
+    """The status patch that marks a silent member not Ready, or None."""
+    status = member.get("status") or {}
+    beat = status.get("lastHeartbeat")
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    if not beat or ready is None or ready.get("status") != "True":
+        return None
+    age = (_parse_time(now) - _parse_time(beat)).total_seconds()
+    if age <= HEARTBEAT_STALE_SECONDS:
+        return None
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "HeartbeatStale",
+                "message": f"no heartbeat from the member agent since {beat} ({int(age)} s): check "
+                "its pod in the member (kubectl -n wgslice-system get pods) and its hub "
+                "credential",
+                "lastTransitionTime": now,
+            }
+        ]
+    }
+
+
+def _parse_time(text: str) -> datetime.datetime:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
 
 
 def _differs(want: Obj, have: Obj | None) -> bool:

@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "wgslice.commands.agent",
     "wgslice.commands.lab",
     "wgslice.commands.gateway",
+    "wgslice.commands.inspect",
 )
 
 

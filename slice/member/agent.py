@@ -40,10 +40,12 @@ PUBLIC_KEY_ANNOTATION = "wgslice.io/public-key"
 #: Byte counters, RTT and handshake times reach the hub at most this often; state changes
 #: (a tunnel up or down, a new key) go at once.
 REPORT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 10.0
 PUBLIC_KEY_ANNOTATION = "wgslice.io/public-key"
 #: Byte counters, RTT and handshake times reach the hub at most this often; state changes
 #: (a tunnel up or down, a new key) go at once.
 REPORT_SECONDS = 5.0
+HEARTBEAT_SECONDS = 10.0
 
 
 @dataclass
@@ -56,6 +58,8 @@ class MemberAgent:
     last_specs: list[dict[str, Any]] = field(default_factory=list)
     #: when each MemberSlice's status was last written (monotonic seconds)
     reported: dict[tuple[str, str], float] = field(default_factory=dict)
+    last_heartbeat: float = -1e9
+    ready_since: str = ""
     hub_ok: bool = True
 
     def __post_init__(self) -> None:
@@ -371,6 +375,11 @@ class MemberAgent:
         )
 
     def _heartbeat(self) -> None:
+        """At most every HEARTBEAT_SECONDS: the hub marks a silent member not Ready."""
+        now = time.monotonic()
+        if now - self.last_heartbeat < HEARTBEAT_SECONDS:
+            return
+        stamp = _now()
         try:
             self.hub_co.patch_cluster_custom_object_status(
                 GROUP,
@@ -379,12 +388,23 @@ class MemberAgent:
                 self.member,
                 {
                     "status": {
-                        "lastHeartbeat": _now(),
+                        "lastHeartbeat": stamp,
                         "agentVersion": __version__,
                         "namespace": member_namespace(self.member),
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "True",
+                                "reason": "AgentReporting",
+                                "message": f"member agent {__version__} reporting",
+                                "lastTransitionTime": self.ready_since or stamp,
+                            }
+                        ],
                     }
                 },
             )
+            self.last_heartbeat = now
+            self.ready_since = self.ready_since or stamp
         except ApiException as exc:
             log.warning("heartbeat refused: %s", exc.status)
 

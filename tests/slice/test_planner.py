@@ -200,3 +200,12 @@ def test_a_kept_cidr_edit_is_reported_but_the_slice_stays_planned() -> None:
     )
     assert allocations(after)["shop"][0] == str(shop.status_cidr)
     assert any(p.obj == "Slice shop" and p.field == "spec.cidr" for p in after.problems)
+
+
+def test_a_relaying_peer_lists_its_own_subnet_first() -> None:
+    """The gateway probes a peer at the first host of the peer's first subnet."""
+    p = run(load())
+    analytics = next(sp for sp in p.slices if sp.name == "analytics")
+    [west] = analytics.member_state("east").peers
+    assert west.member == "west"
+    assert west.subnets == (analytics.subnets["west"], analytics.subnets["north"])

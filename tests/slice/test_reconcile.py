@@ -180,3 +180,22 @@ def test_deletion_waits_for_every_member_slice_before_releasing() -> None:
 def test_a_converged_hub_needs_no_writes() -> None:
     snap = converge(report_gateways(converge(base())))
     assert reconcile(snap, "2026-11-25T16:00:00Z", defaults.default_pools()).empty()
+
+
+def test_a_silent_member_is_marked_not_ready() -> None:
+    snap = converge(base())
+    beat = {
+        "lastHeartbeat": "2026-11-25T14:58:00Z",
+        "conditions": [{"type": "Ready", "status": "True", "reason": "AgentReporting"}],
+    }
+    fresh = {"lastHeartbeat": "2026-11-25T14:59:30Z", "conditions": beat["conditions"]}
+    members = [
+        dict(member("east"), status=beat),
+        dict(member("west"), status=fresh),
+        member("north"),
+    ]
+    actions = reconcile(replace(snap, members=members), NOW, defaults.default_pools())
+    assert list(actions.member_status) == ["east"]
+    [cond] = actions.member_status["east"]["conditions"]
+    assert cond["status"] == "False" and cond["reason"] == "HeartbeatStale"
+    assert "since 2026-11-25T14:58:00Z (120 s)" in cond["message"]

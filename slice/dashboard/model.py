@@ -1,0 +1,323 @@
+"""The dashboard's and the CLI's view of the hub, pure: API objects in, JSON-ready dicts out.
+
+Everything here is a function of a `Snapshot` (what one list of the hub returned) plus the
+`RateTracker` (byte counters seen in earlier snapshots), and the current time passed in.
+No clock, socket or Kubernetes client is touched, so the web pages, `wgslice status|tunnels
+-o json` and the unit tests all see the same numbers. Nothing private is ever copied: the
+hub holds no private key, and only the fields named below are taken from each object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+#: State severity; a tunnel is as bad as its worse end (the hub controller does the same).
+SEVERITY = {"connected": 0, "connecting": 1, "degraded": 2, "down": 3}
+#: A member whose agent has not written a heartbeat for this long is shown as stale.
+HEARTBEAT_STALE_S = 30.0
+#: Byte counters unchanged for this long mean the rate is 0 (agents report every ~2 s).
+RATE_IDLE_S = 10.0
+MAX_EVENTS = 20
+MEMBER_NS_PREFIX = "wgslice-member-"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One consistent read of the hub's wgslice objects and the Slice Events."""
+
+    slices: Sequence[Mapping[str, Any]] = ()
+    members: Sequence[Mapping[str, Any]] = ()
+    pools: Sequence[Mapping[str, Any]] = ()
+    member_slices: Sequence[Mapping[str, Any]] = ()
+    events: Sequence[Mapping[str, Any]] = ()
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    if not value or not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def age_seconds(value: Any, now: dt.datetime) -> float | None:
+    when = parse_time(value)
+    return None if when is None else max(0.0, round((now - when).total_seconds(), 1))
+
+
+def human_age(seconds: float | None) -> str:
+    """`5s`, `3m`, `2h`, `4d`; `-` for never (kubectl's AGE style)."""
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size * (2 if unit != "m" else 1):
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def human_bytes(n: float | None, suffix: str = "B") -> str:
+    if n is None:
+        return "-"
+    value = float(n)
+    for unit in ("", "Ki", "Mi", "Gi", "Ti"):
+        if abs(value) < 1024 or unit == "Ti":
+            return f"{value:.0f} {unit}{suffix}" if unit == "" else f"{value:.1f} {unit}{suffix}"
+        value /= 1024
+    return f"{value:.1f} Ti{suffix}"  # pragma: no cover - loop always returns
+
+
+def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+    conds = (obj.get("status") or {}).get("conditions") or []
+    return next((c for c in conds if c.get("type") == type_), {})
+
+
+# -- rates ------------------------------------------------------------------------------------
+@dataclass
+class _Series:
+    t: float
+    rx: int
+    tx: int
+    changed_at: float
+    rx_rate: float | None = None
+    tx_rate: float | None = None
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(v, 1)
+
+
+@dataclass
+class RateTracker:
+    """Bytes per second per tunnel end, from successive samples of its counters.
+
+    Agents report every ~2 s and the hub is read more often, so most samples repeat the last
+    one: a rate is computed only when a counter moves (between the two last *distinct*
+    samples) and falls to 0 once they have stood still for `idle` seconds. A counter going
+    down (the gateway restarted) starts the series again, with no rate until the next move.
+    """
+
+    idle: float = RATE_IDLE_S
+    series: dict[tuple[str, str, str], _Series] = field(default_factory=dict)
+
+    def observe(self, key: tuple[str, str, str], t: float, rx: int, tx: int) -> None:
+        old = self.series.get(key)
+        if old is None or rx < old.rx or tx < old.tx:
+            self.series[key] = _Series(t, rx, tx, t)
+            return
+        if (rx, tx) == (old.rx, old.tx):
+            return
+        span = t - old.changed_at
+        if span > 0:
+            old.rx_rate, old.tx_rate = (rx - old.rx) / span, (tx - old.tx) / span
+        old.rx, old.tx, old.t, old.changed_at = rx, tx, t, t
+
+    def rates(self, key: tuple[str, str, str], now: float) -> tuple[float | None, float | None]:
+        s = self.series.get(key)
+        if s is None:
+            return None, None
+        if now - s.changed_at > self.idle:
+            return 0.0, 0.0
+        return _round(s.rx_rate), _round(s.tx_rate)
+
+    def observe_snapshot(self, snap: Snapshot, t: float) -> None:
+        for ms in snap.member_slices:
+            spec, status = ms.get("spec") or {}, ms.get("status") or {}
+            for tun in status.get("tunnels") or []:
+                if tun.get("peer"):
+                    key = (spec.get("slice", ""), spec.get("member", ""), tun["peer"])
+                    self.observe(key, t, int(tun.get("rxBytes") or 0),
+                                 int(tun.get("txBytes") or 0))
+
+    def forget_except(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        keep = set(keys)
+        for k in [k for k in self.series if k not in keep]:
+            del self.series[k]
+
+
+# -- per-object views -------------------------------------------------------------------------
+def member_slices_of(snap: Snapshot, slice_name: str) -> dict[str, Mapping[str, Any]]:
+    """member -> MemberSlice of that slice."""
+    out = {}
+    for ms in snap.member_slices:
+        spec = ms.get("spec") or {}
+        if spec.get("slice") == slice_name and spec.get("member"):
+            out[spec["member"]] = ms
+    return out
+
+
+def gateway_view(ms: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A member's gateway for one slice: public fields only (the key is the *public* key)."""
+    status = (ms or {}).get("status") or {}
+    ready = _condition(ms or {}, "Ready")
+    return {
+        "publicKey": status.get("publicKey", ""),
+        "endpoint": status.get("endpoint", ""),
+        "implementation": status.get("implementation", ""),
+        "listenPort": status.get("listenPort"),
+        "mtu": status.get("mtu"),
+        "ready": ready.get("status") == "True",
+        "reason": ready.get("reason", "NoReport" if ms else "NoMemberSlice"),
+        "message": ready.get("message", ""),
+    }
+
+
+def _end(snap_ms: Mapping[str, Mapping[str, Any]], local: str, remote: str,
+         slice_name: str, rates: RateTracker, mono: float, now: dt.datetime
+         ) -> dict[str, Any]:
+    """What `local`'s gateway reports about its tunnel to `remote`."""
+    ms = snap_ms.get(local)
+    status = (ms or {}).get("status") or {}
+    entry = next((t for t in status.get("tunnels") or [] if t.get("peer") == remote), None)
+    peer_spec = next((p for p in ((ms or {}).get("spec") or {}).get("peers") or []
+                      if p.get("member") == remote), {})
+    if entry is None:
+        ready = _condition(ms or {}, "Ready")
+        if ready.get("status") == "False" and ready.get("reason") == "GatewayUnreachable":
+            state, reason = "down", f"{local}: {ready.get('message') or 'gateway unreachable'}"
+        else:
+            state, reason = "connecting", f"no report from {local} about {remote} yet"
+        return {"member": local, "reported": False, "state": state, "reason": reason,
+                "endpoint": peer_spec.get("endpoint", "")}
+    state = entry.get("state", "connecting")
+    state = state if state in SEVERITY else "down"
+    rx_rate, tx_rate = rates.rates((slice_name, local, remote), mono)
+    rtt = entry.get("rttMs") or {}
+    return {
+        "member": local,
+        "reported": True,
+        "state": state,
+        "reason": entry.get("reason", ""),
+        "endpoint": entry.get("endpoint") or peer_spec.get("endpoint", ""),
+        "latestHandshake": entry.get("latestHandshake"),
+        "handshakeAgeSeconds": age_seconds(entry.get("latestHandshake"), now),
+        "rttMs": {k: rtt.get(k) for k in ("last", "min", "avg", "max")},
+        "loss": entry.get("loss"),
+        "rxBytes": int(entry.get("rxBytes") or 0),
+        "txBytes": int(entry.get("txBytes") or 0),
+        "rxRate": rx_rate,
+        "txRate": tx_rate,
+    }
+
+
+def tunnel_pairs(by_member: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Unordered (a < b) member pairs with a tunnel, from the MemberSlices' peers."""
+    pairs = set()
+    for member, ms in by_member.items():
+        for p in (ms.get("spec") or {}).get("peers") or []:
+            if p.get("member") and p["member"] != member:
+                pairs.add(tuple(sorted((member, p["member"]))))
+    return sorted(pairs)  # type: ignore[arg-type]
+
+
+def tunnels_view(snap: Snapshot, slice_name: str, rates: RateTracker, mono: float,
+                 now: dt.datetime) -> list[dict[str, Any]]:
+    """One row per tunnel (a, b): the worse end's state; metrics measured by `a` (or by `b`
+    when `a` has not reported), both ends in `ends`."""
+    by_member = member_slices_of(snap, slice_name)
+    rows = []
+    for a, b in tunnel_pairs(by_member):
+        ea = _end(by_member, a, b, slice_name, rates, mono, now)
+        eb = _end(by_member, b, a, slice_name, rates, mono, now)
+        worst = max((ea, eb), key=lambda e: SEVERITY[e["state"]])
+        main = ea if ea["reported"] or not eb["reported"] else eb
+        local, remote = (a, b) if main is ea else (b, a)
+        row = {
+            "id": f"{a}--{b}", "slice": slice_name, "a": a, "b": b,
+            "local": local, "remote": remote,
+            "state": worst["state"],
+            "reason": worst["reason"] if worst["state"] != "connected" else "",
+        }
+        for k in ("endpoint", "latestHandshake", "handshakeAgeSeconds", "rttMs", "loss",
+                  "rxBytes", "txBytes", "rxRate", "txRate"):
+            row[k] = main.get(k)
+        row["ends"] = {a: ea, b: eb}
+        rows.append(row)
+    return rows
+
+
+def count_states(tunnels: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    counts = {"total": 0, "up": 0, "degraded": 0, "down": 0, "connecting": 0}
+    for t in tunnels:
+        counts["total"] += 1
+        key = {"connected": "up"}.get(t["state"], t["state"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def slice_health(slice_obj: Mapping[str, Any], counts: Mapping[str, int]) -> str:
+    """`healthy`, `degraded`, `down`, `pending` (one word for colours and sorting)."""
+    ready = _condition(slice_obj, "Ready").get("status") == "True"
+    if counts["down"]:
+        return "down"
+    if counts["degraded"]:
+        return "degraded"
+    if counts["total"] and counts["up"] == counts["total"] and (ready or not counts["total"]):
+        return "healthy"
+    if not counts["total"] and ready:
+        return "healthy"
+    return "pending"
+
+
+def member_health(mc: Mapping[str, Any], now: dt.datetime) -> tuple[str, float | None]:
+    age = age_seconds((mc.get("status") or {}).get("lastHeartbeat"), now)
+    if age is None:
+        return "unknown", None
+    return ("healthy" if age <= HEARTBEAT_STALE_S else "stale"), age
+
+
+def layout(names: Sequence[str], width: float = 640, height: float = 420,
+           margin: float = 70) -> dict[str, tuple[float, float]]:
+    """Members on a circle, in name order, the first at the top: stable across updates, so
+    the picture does not jump when a state changes."""
+    names = sorted(names)
+    cx, cy = width / 2, height / 2
+    if len(names) == 1:
+        return {names[0]: (cx, cy)}
+    r = min(width, height) / 2 - margin
+    if len(names) == 2:
+        return {names[0]: (cx - r, cy), names[1]: (cx + r, cy)}
+    out = {}
+    for i, n in enumerate(names):
+        angle = -math.pi / 2 + 2 * math.pi * i / len(names)
+        out[n] = (round(cx + r * math.cos(angle), 1), round(cy + r * math.sin(angle), 1))
+    return out
+
+
+def graph_view(members: Sequence[Mapping[str, Any]], tunnels: Sequence[Mapping[str, Any]]
+               ) -> dict[str, Any]:
+    pos = layout([m["name"] for m in members])
+    nodes = [{"id": m["name"], "x": pos[m["name"]][0], "y": pos[m["name"]][1],
+              "subnet": m.get("subnet", ""), "ready": m.get("ready", False)}
+             for m in members]
+    edges = []
+    for t in tunnels:
+        rtt = (t.get("rttMs") or {}).get("avg")
+        if rtt is None:
+            rtt = (t.get("rttMs") or {}).get("last")
+        edges.append({"id": t["id"], "a": t["a"], "b": t["b"], "state": t["state"],
+                      "label": f"{rtt:.2f} ms" if isinstance(rtt, (int, float)) else t["state"]})
+    return {"width": 640, "height": 420, "nodes": nodes, "edges": edges}
+
+
+def events_view(snap: Snapshot, slice_name: str, now: dt.datetime) -> list[dict[str, Any]]:
+    out = []
+    for ev in snap.events:
+        inv = ev.get("involvedObject") or ev.get("regarding") or {}
+        if inv.get("kind") != "Slice" or inv.get("name") != slice_name:
+            continue
+        when = (ev.get("lastTimestamp") or ev.get("eventTime")
+                or ev.get("firstTimestamp") or (ev.get("metadata") or {}).get("creationTimestamp"))
+        out.append({"type": ev.get("type", "Normal"), "reason": ev.get("reason", ""),
+                    "message": ev.get("message") or ev.get("note") or "",
+                    "count": ev.get("count") or 1, "time": when,
+                    "ageSeconds": age_seconds(when, now)})
+    out.sort(key=lambda e: parse_time(e["time"]) or dt.datetime.min.replace(tzinfo=dt.UTC),
+             reverse=True)
+    return out[:MAX_EVENTS]

@@ -1,0 +1,1 @@
+"""What `wgslice status|tunnels|graph|diagnose|verify` gather and print (docs/cli.md)."""
