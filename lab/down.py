@@ -87,8 +87,11 @@ def down(say: Say, dirs: LabDirs | None = None) -> dict[str, int]:
         subprocess.run(["ip", "link", "del", link], capture_output=True)
         counts["links"] += 1
 
+    in_use = _mount_points_in_use()
     for kind, value in reversed(journal):
         if kind == "dir" and os.path.isdir(value):
+            if any(m == value or m.startswith(value.rstrip("/") + "/") for m in in_use):
+                continue  # another lab on this machine still mounts on it: leave it to that one
             with contextlib.suppress(OSError):
                 _remove_empty_tree(value)
                 counts["dirs"] += 1
@@ -100,6 +103,23 @@ def down(say: Say, dirs: LabDirs | None = None) -> dict[str, int]:
         + (f", {counts['dirs']} mount-point dir(s)" if counts["dirs"] else "")
         + f" and {dirs.root}")
     return counts
+
+
+def _mount_points_in_use() -> set[str]:
+    """Every mount point of every process's mount namespace (what a container mounts on)."""
+    points: set[str] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/mountinfo") as f:
+                for line in f:
+                    fields = line.split(" ")
+                    if len(fields) > 4:
+                        points.add(fields[4].replace("\\040", " "))
+        except OSError:
+            continue
+    return points
 
 
 def _remove_empty_tree(path: str) -> None:

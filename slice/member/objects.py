@@ -91,11 +91,16 @@ def gateway_objects(local: SliceLocal, spec: Mapping[str, Any], image: str) -> l
                                 ],
                                 "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
                                 "volumeMounts": [
-                                    {"name": "config", "mountPath": "/etc/wgslice/gateway"}
+                                    {"name": "config", "mountPath": "/etc/wgslice/gateway"},
+                                    # wireguard-go's control socket: private to this pod
+                                    {"name": "run", "mountPath": "/run/wgslice"},
                                 ],
                             }
                         ],
-                        "volumes": [{"name": "config", "configMap": {"name": name}}],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": name}},
+                            {"name": "run", "emptyDir": {"medium": "Memory"}},
+                        ],
                     },
                 },
             },
