@@ -58,22 +58,7 @@ class HubApi:
                 return None
 
         for name in actions.add_finalizer:
-            meta = slices[name]["metadata"]
-            finalizers = [*(meta.get("finalizers") or []), SLICE_FINALIZER]
-            attempt(
-                f"adding finalizer to Slice {name}",
-                self.custom.patch_cluster_custom_object,
-                GROUP,
-                VERSION,
-                "slices",
-                name,
-                {
-                    "metadata": {
-                        "finalizers": finalizers,
-                        "resourceVersion": meta.get("resourceVersion"),
-                    }
-                },
-            )
+            attempt(f"adding finalizer to Slice {name}", self._set_finalizer, slices[name], True)
         for obj in actions.apply:
             attempt(
                 f"writing MemberSlice {obj['metadata']['namespace']}/{obj['metadata']['name']}",
@@ -114,23 +99,26 @@ class HubApi:
                 message,
             )
         for name in actions.remove_finalizer:
-            meta = slices[name]["metadata"]
-            finalizers = [f for f in meta.get("finalizers") or [] if f != SLICE_FINALIZER]
-            attempt(
-                f"releasing Slice {name}",
-                self.custom.patch_cluster_custom_object,
-                GROUP,
-                VERSION,
-                "slices",
-                name,
-                {
-                    "metadata": {
-                        "finalizers": finalizers,
-                        "resourceVersion": meta.get("resourceVersion"),
-                    }
-                },
-            )
+            attempt(f"releasing Slice {name}", self._set_finalizer, slices[name], False)
         return failures
+
+    def _set_finalizer(self, obj: dict[str, Any], present: bool) -> None:
+        """Adds or removes the controller's finalizer, guarded by the resourceVersion read:
+        a concurrent writer makes this fail with 409 and the next round decides again."""
+        meta = obj["metadata"]
+        others = [f for f in meta.get("finalizers") or [] if f != SLICE_FINALIZER]
+        self.custom.patch_cluster_custom_object(
+            GROUP,
+            VERSION,
+            "slices",
+            meta["name"],
+            {
+                "metadata": {
+                    "finalizers": [*others, SLICE_FINALIZER] if present else others,
+                    "resourceVersion": meta.get("resourceVersion"),
+                }
+            },
+        )
 
     def _apply_member_slice(self, obj: dict[str, Any]) -> None:
         ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
