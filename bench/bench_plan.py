@@ -16,7 +16,8 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from wgslice.slice.model import API_VERSION, parse_inventory
+from wgslice.slice.model import API_VERSION
+from wgslice.slice.parse import parse_inventory
 from wgslice.slice.planner import Plan, plan
 
 

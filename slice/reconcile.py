@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wgslice import ipam
-from wgslice.slice.model import OverlayPool, Problem, parse_inventory, parse_slice
+from wgslice.slice.model import OverlayPool, Problem
+from wgslice.slice.parse import parse_inventory, parse_slice
 from wgslice.slice.planner import plan
 from wgslice.slice.status import (
     MEMBER_LABEL,

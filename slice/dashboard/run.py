@@ -103,6 +103,13 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def lab_url(dirs: Any) -> str:
+    """The lab dashboard's URL with its token (what `lab up` prints)."""
+    port, token_file, _ = lab_paths(dirs)
+    token = token_file.read_text().strip() if token_file.exists() else "<not started>"
+    return f"http://localhost:{port}/?token={token}"
+
+
 def start_lab_dashboard(dirs: Any, say: Any = lambda m: None, timeout: float = 20.0) -> str:
     """Starts (or finds running) the lab's dashboard; returns its URL with the token."""
     port, token_file, log_file = lab_paths(dirs)
@@ -123,7 +130,7 @@ def start_lab_dashboard(dirs: Any, say: Any = lambda m: None, timeout: float = 2
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the lab dashboard did not start; see {log_file}")
             time.sleep(0.2)
-    url = f"http://localhost:{port}/?token={token_file.read_text().strip()}"
+    url = lab_url(dirs)
     say(f"dashboard: {url}")
     return url
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from wgslice.commands.plan import iter_documents
 from wgslice.slice import defaults
-from wgslice.slice.model import Inventory, parse_inventory
+from wgslice.slice.model import Inventory
+from wgslice.slice.parse import parse_inventory
 from wgslice.slice.planner import Plan, plan
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

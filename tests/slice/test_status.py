@@ -6,7 +6,7 @@ from pathlib import Path
 
 from wgslice.commands.plan import iter_documents
 from wgslice.slice import defaults
-from wgslice.slice.model import parse_inventory
+from wgslice.slice.parse import parse_inventory
 from wgslice.slice.planner import plan
 from wgslice.slice.status import Report, member_slice, slice_status, tunnel_state
 

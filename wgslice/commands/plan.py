@@ -77,7 +77,8 @@ def iter_documents(paths: list[str]) -> Iterator[tuple[Mapping[str, Any], str]]:
 def run(args: argparse.Namespace) -> int:
     from wgslice.slice import defaults, planner
     from wgslice.slice.crds import validate_object
-    from wgslice.slice.model import Problem, parse_inventory
+    from wgslice.slice.model import Problem
+    from wgslice.slice.parse import parse_inventory
 
     # First what the API server itself would refuse (schema and CEL): `plan` must refuse at
     # least that. Where the controller's own check of the same field says more about what

@@ -1,0 +1,291 @@
+"""`wgslice diagnose`'s checks, pure: hub snapshot (+ what members showed) -> results.
+
+Each result is {check, status (ok|warn|fail|skip), message, fix, slice?, member?}: a failed
+check always says what to do. The I/O that gathers member-side facts is in `diagnose.py`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from wgslice.slice.dashboard.model import (
+    HEARTBEAT_STALE_S,
+    Snapshot,
+    age_seconds,
+    member_slices_of,
+    parse_time,
+    tunnel_pairs,
+)
+
+#: A session older than this is refused by WireGuard (REJECT_AFTER_TIME); past the re-key
+#: time (120 s) plus slack, a handshake is late.
+HANDSHAKE_FAIL_S = 180.0
+HANDSHAKE_WARN_S = 150.0
+CONTROLLER_HINT = ("the hub controller copies keys and endpoints: check it runs "
+                   "(`kubectl -n wgslice-system get pods -l app.kubernetes.io/component="
+                   "controller`) and read its log")
+
+
+def result(check: str, status: str, message: str, fix: str = "", **where: str) -> dict[str, Any]:
+    return {"check": check, "status": status, "message": message, "fix": fix, **where}
+
+
+@dataclass
+class MemberFacts:
+    """What a member cluster showed for one slice (None/empty: not looked at)."""
+
+    reachable: bool | None = None  # None: no context for it
+    error: str = ""
+    gateway_pods: list[dict[str, Any]] = field(default_factory=list)  # {name, phase, ready}
+    gateway_peer_keys: dict[str, str] | None = None  # peer -> key in the gateway's config
+    slice_config: dict[str, Any] | None = None  # slice.yaml of wgslice-slice-S
+    #: node -> {"routes": [...ip -j route show table T], "rules": [...ip -j rule]} or
+    #: {"error": why}; None: nodes not inspected
+    nodes: dict[str, dict[str, Any]] | None = None
+    node_note: str = ""
+
+
+def _name(o: Mapping[str, Any]) -> str:
+    return (o.get("metadata") or {}).get("name", "")
+
+
+def hub_checks(snap: Snapshot, slices: Sequence[str], now: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    by_name = {_name(s): s for s in snap.slices}
+    members = {_name(m): m for m in snap.members}
+    for sname in slices:
+        s = by_name[sname]
+        status = s.get("status") or {}
+        if not status.get("cidr"):
+            cond = next((c for c in status.get("conditions") or []
+                         if c.get("type") == "Allocated"), {})
+            out.append(result("allocated", "fail", f"slice {sname} has no CIDR: "
+                              f"{cond.get('message') or 'not planned yet'}",
+                              f"kubectl describe slice {sname}; fix what the Allocated "
+                              "condition says", slice=sname))
+        else:
+            out.append(result("allocated", "ok", f"slice {sname}: {status['cidr']}",
+                              slice=sname))
+        mss = member_slices_of(snap, sname)
+        for m in (s.get("spec") or {}).get("members") or []:
+            mc = members.get(m)
+            if mc is None:
+                out.append(result("member", "fail", f"slice {sname} names member {m}, which has "
+                                  "no MemberCluster", f"join it: wgslice join --name {m} ...",
+                                  slice=sname, member=m))
+                continue
+            age = age_seconds((mc.get("status") or {}).get("lastHeartbeat"), now)
+            if age is None or age > HEARTBEAT_STALE_S:
+                seen = "never" if age is None else f"{age:.0f} s ago"
+                out.append(result("heartbeat", "fail", f"member {m}: agent last seen {seen}",
+                                  f"kubectl --context {m} -n wgslice-system get pods -l "
+                                  "app.kubernetes.io/component=member-agent; read its log "
+                                  "(hub credential, hub address)", member=m))
+            else:
+                out.append(result("heartbeat", "ok", f"member {m}: heartbeat {age:.0f} s ago",
+                                  member=m))
+            ms = mss.get(m)
+            if ms is None:
+                out.append(result("memberslice", "fail", f"no MemberSlice for {sname} in "
+                                  f"wgslice-member-{m}", CONTROLLER_HINT, slice=sname, member=m))
+                continue
+            st = ms.get("status") or {}
+            ready = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
+            if not st.get("publicKey"):
+                out.append(result("gateway", "fail", f"{sname}/{m}: no gateway public key "
+                                  "published", f"kubectl --context {m} -n wgslice-system get "
+                                  f"pods -l wgslice.io/slice={sname}; read the gateway log",
+                                  slice=sname, member=m))
+            elif ready.get("status") != "True":
+                out.append(result("gateway", "fail", f"{sname}/{m}: gateway not ready: "
+                                  f"{ready.get('reason', '?')}: {ready.get('message', '')}",
+                                  f"kubectl --context {m} -n wgslice-system logs deploy/"
+                                  f"wgslice-gw-{sname}", slice=sname, member=m))
+            else:
+                out.append(result("gateway", "ok", f"{sname}/{m}: gateway ready, "
+                                  f"{st.get('implementation', '?')}, {st.get('endpoint', '?')}",
+                                  slice=sname, member=m))
+        out += key_checks(sname, mss)
+        out += handshake_checks(sname, mss, now)
+        out += mtu_checks(sname, s, mss)
+    out += overlap_checks(snap)
+    return out
+
+
+def key_checks(sname: str, mss: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every peer entry carries the key its owner publishes."""
+    out = []
+    published = {m: (ms.get("status") or {}).get("publicKey", "") for m, ms in mss.items()}
+    bad = []
+    for m, ms in sorted(mss.items()):
+        for p in (ms.get("spec") or {}).get("peers") or []:
+            want, have = published.get(p.get("member", ""), ""), p.get("publicKey", "")
+            if want and have != want:
+                bad.append(f"{m}'s peer {p['member']} has key {have or '(none)'}, but "
+                           f"{p['member']}'s gateway publishes {want}")
+    if bad:
+        out.append(result("public-keys", "fail", "; ".join(bad), CONTROLLER_HINT, slice=sname))
+    else:
+        out.append(result("public-keys", "ok", f"{sname}: every peer entry carries the key its "
+                          "gateway publishes", slice=sname))
+    return out
+
+
+def handshake_checks(sname: str, mss: Mapping[str, Mapping[str, Any]], now: Any
+                     ) -> list[dict[str, Any]]:
+    out = []
+    for a, b in tunnel_pairs(mss):
+        for local, remote in ((a, b), (b, a)):
+            st = (mss.get(local) or {}).get("status") or {}
+            t = next((x for x in st.get("tunnels") or [] if x.get("peer") == remote), None)
+            where = {"slice": sname, "member": local}
+            if t is None:
+                continue  # the gateway check above already said why
+            age = age_seconds(t.get("latestHandshake"), now)
+            label = f"{sname}: {local} -> {remote}"
+            fix = (f"check UDP from {local}'s gateway to {t.get('endpoint') or remote} "
+                   "(firewall, NAT, endpoint), and that both ends carry each other's key")
+            if t.get("state") in ("down",) or age is None:
+                why = t.get("reason") or ("no handshake yet" if age is None else "down")
+                out.append(result("handshake", "fail", f"{label}: {t.get('state')}: {why}",
+                                  fix, **where))
+            elif age > HANDSHAKE_FAIL_S:
+                out.append(result("handshake", "fail", f"{label}: last handshake {age:.0f} s "
+                                  "ago (WireGuard drops sessions after 180 s)", fix, **where))
+            elif age > HANDSHAKE_WARN_S or t.get("state") == "degraded":
+                out.append(result("handshake", "warn", f"{label}: {t.get('state')}, handshake "
+                                  f"{age:.0f} s ago {t.get('reason', '')}".rstrip(), fix, **where))
+            else:
+                out.append(result("handshake", "ok", f"{label}: handshake {age:.0f} s ago",
+                                  **where))
+    return out
+
+
+def mtu_checks(sname: str, s: Mapping[str, Any], mss: Mapping[str, Mapping[str, Any]]
+               ) -> list[dict[str, Any]]:
+    mtus = {m: (ms.get("status") or {}).get("mtu") for m, ms in mss.items()}
+    mtus = {m: v for m, v in mtus.items() if v}
+    wanted = (s.get("spec") or {}).get("mtu")
+    if not mtus:
+        return [result("mtu", "skip", f"{sname}: no gateway reported its MTU yet", slice=sname)]
+    if len(set(mtus.values())) > 1 or (wanted and set(mtus.values()) != {wanted}):
+        listed = ", ".join(f"{m}={v}" for m, v in sorted(mtus.items()))
+        return [result("mtu", "fail", f"{sname}: MTU differs between gateways ({listed}"
+                       + (f"; spec.mtu {wanted}" if wanted else "") + ")",
+                       "set spec.mtu on the Slice to the smallest path MTU minus 80 (IPv6) or "
+                       "60 (IPv4), so every member uses the same", slice=sname)]
+    return [result("mtu", "ok", f"{sname}: MTU {next(iter(mtus.values()))} on every gateway",
+                   slice=sname)]
+
+
+def _nets(values: Iterable[Any]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    out = []
+    for v in values:
+        try:
+            out.append(ipaddress.ip_network(str(v), strict=False))
+        except ValueError:
+            continue
+    return out
+
+
+def overlap_checks(snap: Snapshot) -> list[dict[str, Any]]:
+    slices = [(_name(s), (s.get("status") or {}).get("cidr")) for s in snap.slices]
+    slices = [(n, c) for n, c in slices if c]
+    problems = []
+    for i, (a, ca) in enumerate(slices):
+        for b, cb in slices[i + 1:]:
+            if _nets([ca])[0].overlaps(_nets([cb])[0]):
+                problems.append(f"slices {a} ({ca}) and {b} ({cb}) overlap")
+    for m in snap.members:
+        spec = m.get("spec") or {}
+        for kind in ("podCIDRs", "serviceCIDRs", "reservedCIDRs"):
+            for net in _nets(spec.get(kind) or []):
+                for sname, c in slices:
+                    if sname and _nets([c])[0].overlaps(net):
+                        problems.append(f"slice {sname} ({c}) overlaps member {_name(m)}'s "
+                                        f"{kind} {net}")
+    if problems:
+        return [result("overlap", "fail", "; ".join(problems),
+                       "a slice must not overlap anything a member routes: delete and recreate "
+                       "the slice with a free spec.cidr, or fix the member's declared ranges")]
+    return [result("overlap", "ok", f"{len(slices)} slice CIDR(s), no overlap with each other "
+                   "or with members' pod/service/reserved ranges")]
+
+
+def member_checks(sname: str, member: str, facts: MemberFacts, published: Mapping[str, str]
+                  ) -> list[dict[str, Any]]:
+    where = {"slice": sname, "member": member}
+    if facts.reachable is None:
+        return [result("member-access", "skip", f"{member}: no kubeconfig context, member-side "
+                       "checks skipped", f"pass --member-context {member}=CONTEXT", **where)]
+    if not facts.reachable:
+        return [result("member-access", "fail", f"{member}: cluster not reachable: "
+                       f"{facts.error}", f"check the context {member}'s credentials", **where)]
+    out = []
+    running = [p for p in facts.gateway_pods if p.get("phase") == "Running" and p.get("ready")]
+    if running:
+        out.append(result("gateway-pod", "ok", f"{sname}/{member}: gateway pod "
+                          f"{running[0]['name']} running", **where))
+    else:
+        seen = ", ".join(f"{p['name']} {p.get('phase')}" for p in facts.gateway_pods) or "none"
+        out.append(result("gateway-pod", "fail", f"{sname}/{member}: no running gateway pod "
+                          f"(pods: {seen})", f"kubectl --context {member} -n wgslice-system "
+                          f"describe deploy wgslice-gw-{sname}; check nodes labelled "
+                          "wgslice.io/gateway=true", **where))
+    if facts.gateway_peer_keys is not None:
+        bad = [f"{p}: gateway uses {k or '(none)'}, {p} publishes {published.get(p)}"
+               for p, k in sorted(facts.gateway_peer_keys.items())
+               if published.get(p) and k != published.get(p)]
+        out.append(result("gateway-keys", "fail" if bad else "ok",
+                          f"{sname}/{member}: " + ("; ".join(bad) if bad else
+                                                   "gateway config carries the published keys"),
+                          "the member agent rewrites ConfigMap wgslice-gw-" + sname + " from "
+                          "the hub: check the member agent's log" if bad else "", **where))
+    out += route_checks(sname, member, facts)
+    return out
+
+
+def route_checks(sname: str, member: str, facts: MemberFacts) -> list[dict[str, Any]]:
+    where = {"slice": sname, "member": member}
+    cfg = facts.slice_config
+    if cfg is None:
+        return [result("routes", "fail", f"{sname}/{member}: no ConfigMap wgslice-slice-{sname}",
+                       "the member agent writes it: check its log", **where)]
+    if facts.nodes is None:
+        return [result("routes", "skip", f"{sname}/{member}: node routes not inspected "
+                       f"({facts.node_note or 'no node access'})",
+                       f"on each node: ip route show table {cfg.get('table')}; ip rule", **where)]
+    table, cidr = cfg.get("table"), cfg.get("cidr")
+    remote = list(cfg.get("remoteSubnets") or [])
+    out = []
+    for node, seen in sorted(facts.nodes.items()):
+        if seen.get("error"):
+            out.append(result("routes", "skip", f"{sname}/{member}/{node}: {seen['error']}",
+                              **where))
+            continue
+        dsts = {r.get("dst") for r in seen.get("routes") or []}
+        missing = [s for s in remote if s not in dsts]
+        if "default" not in dsts:
+            missing.append("unreachable default")
+        rule_ok = any(str(r.get("table")) == str(table) and r.get("dst") and
+                      f"{r['dst']}/{r.get('dstlen')}" == cidr for r in seen.get("rules") or [])
+        if not rule_ok:
+            missing.append(f"rule 'to {cidr} lookup {table}'")
+        if missing:
+            out.append(result("routes", "fail", f"{sname}/{member}/{node}: table {table} lacks "
+                              f"{', '.join(missing)}", f"the node agent programs these: check "
+                              f"`kubectl --context {member} -n wgslice-system logs` of the "
+                              f"wgslice-node-agent pod on {node}; it repairs them within seconds "
+                              "when it runs", **where))
+        else:
+            out.append(result("routes", "ok", f"{sname}/{member}/{node}: table {table} routes "
+                              f"{len(remote)} remote subnet(s); rule for {cidr} present", **where))
+    return out
+
+
+def is_fresh(value: Any, now: Any, limit: float) -> bool:
+    when = parse_time(value)
+    return when is not None and (now - when).total_seconds() <= limit

@@ -1,0 +1,142 @@
+"""`wgslice diagnose`: gather from the hub and the members, then run the pure checks.
+
+Member clusters are read with the kubeconfig context named after each member (the lab's
+convention) or one given with --member-context. Node routing tables are read where this
+machine can see the nodes: in the lab (root, the lab's state directory) through the nodes'
+network namespaces; elsewhere that check is skipped with the command to run on a node.
+Never reads a Secret.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wgslice.errors import UserError
+from wgslice.slice.inspect import checks as c
+from wgslice.slice.inspect.hub import api_client, read_snapshot
+
+SYSTEM_NAMESPACE = "wgslice-system"
+NodeNetns = Callable[[str, str], str | None]  # (cluster, node) -> netns, or None
+
+
+def lab_nodes(kubeconfig: str | None) -> tuple[NodeNetns | None, str]:
+    """How to reach the lab's nodes, if the kubeconfig in use is the lab's and we are root."""
+    try:
+        from wgslice.lab.state import LabDirs
+        from wgslice.lab.up import load_plan
+    except ImportError:  # pragma: no cover - the lab ships with wgslice
+        return None, "no lab"
+    dirs = LabDirs.from_env()
+    used = kubeconfig or os.environ.get("KUBECONFIG", "")
+    if not used or not dirs.kubeconfig.exists() or \
+            Path(used).resolve() != dirs.kubeconfig.resolve():
+        return None, "not a lab kubeconfig; node access needs the lab or a node shell"
+    if os.geteuid() != 0:
+        return None, "reading the lab's node namespaces needs root"
+    loaded = load_plan(dirs)
+    if loaded is None:
+        return None, f"no lab in {dirs.root}"
+    plan = loaded[1]
+
+    def netns(cluster: str, node: str) -> str | None:
+        try:
+            return plan.cluster(cluster).node(node).netns
+        except (KeyError, StopIteration, ValueError, AttributeError):
+            return None
+
+    return netns, ""
+
+
+def _ip_json(netns: str, *args: str) -> list[dict[str, Any]]:
+    out = subprocess.run(["ip", "netns", "exec", netns, "ip", "-j", *args],
+                         capture_output=True, text=True, timeout=10)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr.strip() or f"ip {' '.join(args)} failed")
+    return json.loads(out.stdout or "[]")
+
+
+def gather_member(kubeconfig: str | None, context: str | None, sname: str, member: str,
+                  node_netns: NodeNetns | None, node_note: str) -> c.MemberFacts:
+    if not context:
+        return c.MemberFacts(reachable=None)
+    from kubernetes import client as k8s
+
+    try:
+        core = k8s.CoreV1Api(api_client(kubeconfig, context))
+        pods = core.list_namespaced_pod(SYSTEM_NAMESPACE,
+                                        label_selector=f"wgslice.io/slice={sname}",
+                                        _request_timeout=10).items
+        cms = {cm.metadata.name: cm.data or {} for cm in core.list_namespaced_config_map(
+            SYSTEM_NAMESPACE, _request_timeout=10).items}
+    except UserError as exc:
+        return c.MemberFacts(reachable=False, error=str(exc))
+    except Exception as exc:
+        return c.MemberFacts(reachable=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+    facts = c.MemberFacts(reachable=True, node_note=node_note)
+    for p in pods:
+        labels = p.metadata.labels or {}
+        if labels.get("app.kubernetes.io/name") != "wgslice-gateway":
+            continue
+        ready = any(x.type == "Ready" and x.status == "True"
+                    for x in (p.status.conditions or []))
+        facts.gateway_pods.append({"name": p.metadata.name, "phase": p.status.phase,
+                                   "ready": ready and not p.metadata.deletion_timestamp})
+    gw = cms.get(f"wgslice-gw-{sname}", {}).get("config.yaml")
+    if gw:
+        cfg = yaml.safe_load(gw) or {}
+        facts.gateway_peer_keys = {p.get("member", ""): p.get("publicKey", "")
+                                   for p in cfg.get("peers") or []}
+    sl = cms.get(f"wgslice-slice-{sname}", {}).get("slice.yaml")
+    facts.slice_config = (yaml.safe_load(sl) or {}) if sl else None
+    if facts.slice_config is not None and node_netns is not None:
+        facts.nodes = {}
+        table = str(facts.slice_config.get("table"))
+        for node in sorted(facts.slice_config.get("nodes") or {}):
+            ns = node_netns(member, node)
+            if ns is None:
+                facts.nodes[node] = {"error": "node not found in the lab"}
+                continue
+            try:
+                facts.nodes[node] = {"routes": _ip_json(ns, "route", "show", "table", table),
+                                     "rules": _ip_json(ns, "rule")}
+            except (RuntimeError, OSError, subprocess.TimeoutExpired, ValueError) as exc:
+                facts.nodes[node] = {"error": str(exc)}
+    return facts
+
+
+def diagnose(kubeconfig: str | None, context: str | None, member_contexts: Mapping[str, str],
+             slice_name: str | None) -> list[dict[str, Any]]:
+    try:
+        snap = read_snapshot(api_client(kubeconfig, context))
+    except UserError as exc:
+        return [c.result("hub", "fail", str(exc), "pass --kubeconfig/--context for the hub")]
+    except Exception as exc:
+        return [c.result("hub", "fail", f"hub {context or '(current context)'} not readable: "
+                         f"{type(exc).__name__}: {str(exc)[:200]}",
+                         "check the hub context's address and credentials, and that the "
+                         "wgslice CRDs are installed (`kubectl get crd slices.wgslice.io`)")]
+    names = sorted((s.get("metadata") or {}).get("name", "") for s in snap.slices)
+    if slice_name and slice_name not in names:
+        raise UserError(f"no slice {slice_name!r} in the hub; slices: {', '.join(names) or 'none'}")
+    slices = [slice_name] if slice_name else names
+    out = [c.result("hub", "ok", f"hub ({context or 'current context'}) reachable: "
+                    f"{len(names)} slice(s), {len(snap.members)} member(s)")]
+    now = dt.datetime.now(dt.UTC)
+    out += c.hub_checks(snap, slices, now)
+    node_netns, note = lab_nodes(kubeconfig)
+    for sname in slices:
+        mss = c.member_slices_of(snap, sname)
+        published = {m: (ms.get("status") or {}).get("publicKey", "") for m, ms in mss.items()}
+        s = next(x for x in snap.slices if x["metadata"]["name"] == sname)
+        for m in (s.get("spec") or {}).get("members") or []:
+            facts = gather_member(kubeconfig, member_contexts.get(m), sname, m, node_netns, note)
+            out += c.member_checks(sname, m, facts, published)
+    return out
