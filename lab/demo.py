@@ -50,6 +50,9 @@ def install(dirs: LabDirs, plan: topo.LabPlan, say: Say) -> None:
         member.close()
         say(f"{c.name}: joined (member agent, node agents) ({time.monotonic() - t0:.1f} s)")
     hub.close()
+    from wgslice.slice.dashboard.run import start_lab_dashboard
+
+    start_lab_dashboard(dirs, say)  # prints "dashboard: http://localhost:PORT/?token=..."
 
 
 def demo_objects(members: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -106,8 +109,12 @@ def apply_demo(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float = 60.
 
 
 def next_steps(dirs: LabDirs) -> str:
+    from wgslice.slice.dashboard.run import lab_url
+
     return f"""
 Watch it:
+  dashboard: {lab_url(dirs)}
+  wgslice status; wgslice tunnels; wgslice graph; wgslice diagnose; wgslice verify --slice demo
   export KUBECONFIG={dirs.kubeconfig}
   kubectl --context hub get slices,memberclusters
   kubectl --context hub get memberslices -A

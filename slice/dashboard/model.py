@@ -17,8 +17,9 @@ from typing import Any
 
 #: State severity; a tunnel is as bad as its worse end (the hub controller does the same).
 SEVERITY = {"connected": 0, "connecting": 1, "degraded": 2, "down": 3}
-#: A member whose agent has not written a heartbeat for this long is shown as stale.
-HEARTBEAT_STALE_S = 30.0
+#: A member whose agent has not written a heartbeat for this long is shown as stale (agents
+#: beat every 10 s; the hub controller marks such a member not Ready after the same 60 s).
+HEARTBEAT_STALE_S = 60.0
 #: Byte counters unchanged for this long mean the rate is 0 (agents report every ~2 s).
 RATE_IDLE_S = 10.0
 MAX_EVENTS = 20
@@ -221,6 +222,8 @@ def tunnels_view(snap: Snapshot, slice_name: str, rates: RateTracker, mono: floa
     """One row per tunnel (a, b): the worse end's state; metrics measured by `a` (or by `b`
     when `a` has not reported), both ends in `ends`."""
     by_member = member_slices_of(snap, slice_name)
+    silent = {(m.get("metadata") or {}).get("name") for m in snap.members
+              if member_health(m, now)[0] != "healthy"}
     rows = []
     for a, b in tunnel_pairs(by_member):
         ea = _end(by_member, a, b, slice_name, rates, mono, now)
@@ -238,6 +241,9 @@ def tunnels_view(snap: Snapshot, slice_name: str, rates: RateTracker, mono: floa
                   "rxBytes", "txBytes", "rxRate", "txRate"):
             row[k] = main.get(k)
         row["ends"] = {a: ea, b: eb}
+        row["stale"] = sorted({a, b} & silent)  # members whose reports may be old
+        if row["stale"] and not row["reason"]:
+            row["reason"] = f"no heartbeat from {', '.join(row['stale'])}: data may be old"
         rows.append(row)
     return rows
 

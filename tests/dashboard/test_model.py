@@ -165,3 +165,11 @@ def test_human_units() -> None:
     assert human_age(None) == "-" and human_age(5) == "5s" and human_age(125) == "2m"
     assert human_age(7300) == "2h" and human_age(200000) == "2d"
     assert human_bytes(512) == "512 B" and human_bytes(2048) == "2.0 KiB"
+
+
+def test_rows_of_a_silent_member_say_their_data_may_be_old() -> None:
+    snap = snapshot(members=[member_cluster("c1"), member_cluster("c2"),
+                             member_cluster("c3", heartbeat_ago=90)])
+    rows = {r["id"]: r for r in tunnels_view(snap, "demo", RateTracker(), 0.0, NOW)}
+    assert rows["c1--c3"]["stale"] == ["c3"] and "no heartbeat from c3" in rows["c1--c3"]["reason"]
+    assert rows["c1--c2"]["stale"] == [] and rows["c1--c2"]["reason"] == ""

@@ -162,9 +162,10 @@ def run_tunnels(args: argparse.Namespace) -> int:
 
     client, snap = _read(args)
     state = _state(snap)
-    if args.slice and not any(s["metadata"]["name"] == args.slice for s in snap.slices):
+    names = sorted(s["metadata"]["name"] for s in snap.slices)
+    if args.slice and args.slice not in names:
         raise UserError(f"no slice {args.slice!r} in the hub; slices: "
-                        f"{', '.join(sorted(s['metadata']['name'] for s in snap.slices)) or 'none'}")
+                        f"{', '.join(names) or 'none'}")
     if args.sample > 0:
         time.sleep(args.sample)
         snap2 = read_snapshot(client, events=False)
