@@ -8,6 +8,7 @@ Everything talks to the lab through `wgslice.lab.Lab` (its admin HTTPS API, kube
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -237,6 +238,35 @@ class Mission:
             raise TimeoutError(f"capture in {pod.ref} not listening after 30 s: "
                                f"{proc.stderr.read() if proc.stderr else ''}")
         return proc, listening, lines
+
+
+class PingLoop:
+    """ICMP from one pod to an address every `interval` s, in the background; `gaps()`
+    returns the longest time without an answer (from the start to the end of the run)."""
+
+    def __init__(self, src: SlicePod, addr: str, seconds: float, interval: float = 0.2):
+        self.seconds = seconds
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", src.netns, sys.executable, POD_TOOL, "pingloop", addr,
+             str(seconds), "--interval", str(interval)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline().strip()
+        if first != "started":
+            raise RuntimeError(f"pingloop in {src.ref}: {first} {self.proc.stderr.read()}")
+
+    def longest_gap(self) -> float:
+        out, _err = self.proc.communicate(timeout=self.seconds + 30)
+        answered = json.loads(out.strip().splitlines()[-1]) if out.strip() else []
+        if not answered:
+            return self.seconds
+        marks = [0.0, *answered, self.seconds]
+        return max(b - a for a, b in itertools.pairwise(marks))
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
 
 
 def cross_pairs(pods: list[SlicePod]) -> dict[SlicePod, list[SlicePod]]:

@@ -7,6 +7,9 @@ except `sniff`, which uses scapy). Every mode is bounded in time.
     python mis_pod.py probe PORT ADDR... [--only icmp,tcp,udp] [-W S]
         ICMP echo, TCP and UDP to every ADDR in parallel; prints one JSON object
         {addr: {"icmp": bool, "tcp": "<seen source>"|null, "udp": "<seen source>"|null}}.
+    python mis_pod.py pingloop ADDR SECONDS [--interval S]
+        one ICMP echo every S seconds (default 0.2) for SECONDS; prints "started", then a
+        JSON list of the monotonic seconds (from the start) of every echo answered.
     python mis_pod.py sniff IFACE COUNT TIMEOUT BPF
         scapy sniff on IFACE; prints "listening" once the socket is open, then a JSON list of
         [proto, src, dst] for every IPv4 packet captured (at most COUNT, at most TIMEOUT s).
@@ -136,6 +139,17 @@ def probe(port: int, addrs: list[str], only: set[str], timeout: float) -> dict[s
         return dict(ex.map(one, addrs))
 
 
+def pingloop(addr: str, seconds: float, interval: float) -> list[float]:
+    t0 = time.monotonic()
+    print("started", flush=True)
+    answered = []
+    while (now := time.monotonic() - t0) < seconds:
+        if _icmp(addr, interval):
+            answered.append(round(now, 3))
+        time.sleep(max(0.0, interval - (time.monotonic() - t0 - now)))
+    return answered
+
+
 def sniff(iface: str, count: int, timeout: float, bpf: str) -> list[list[str]]:
     from scapy.all import IP, AsyncSniffer, conf
 
@@ -167,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("addrs", nargs="+")
     q.add_argument("--only", default="icmp,tcp,udp")
     q.add_argument("-W", type=float, default=1.5)
+    pl = sub.add_parser("pingloop")
+    pl.add_argument("addr")
+    pl.add_argument("seconds", type=float)
+    pl.add_argument("--interval", type=float, default=0.2)
     n = sub.add_parser("sniff")
     n.add_argument("iface")
     n.add_argument("count", type=int)
@@ -178,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     elif a.cmd == "probe":
         only = set(a.only.split(","))
         print(json.dumps(probe(a.port, a.addrs, only, a.W)), flush=True)
+    elif a.cmd == "pingloop":
+        print(json.dumps(pingloop(a.addr, min(a.seconds, 300.0), a.interval)), flush=True)
     else:
         print(json.dumps(sniff(a.iface, a.count, min(a.timeout, 120.0), a.bpf)), flush=True)
     return 0

@@ -35,6 +35,7 @@ from mis_lab import (
     ADDRESS,
     G,
     Mission,
+    PingLoop,
     SlicePod,
     V,
     all_pairs,
@@ -50,6 +51,7 @@ PORT_BASE = 21443
 MEMBERS = ["c1", "c2", "c3"]
 NAMESPACES = list(demo.DEMO_NAMESPACES)  # shop, billing
 SYSTEM = "wgslice-system"
+SLICE_LABEL = "wgslice.io/slice"
 
 pytestmark = [
     pytest.mark.root,
@@ -271,6 +273,35 @@ def test_07_namespace_attached_live_then_detached(m: Mission) -> None:
     bad = m.pair_failures({r: [joined] for r in remote[:2]}, expect=False, timeout=1.0)
     assert bad == [], "detached address still reachable:\n" + "\n".join(bad)
     m.wait_ready("demo", MEMBERS, timeout=30)
+    # nothing of the slice stays on the namespace: a leftover `wgslice.io/slice` label would
+    # let it through demo's isolation NetworkPolicies, a leftover policy would isolate it
+    left = _marks_left(m, [("c1", "live")])
+    assert left == [], "left on the detached namespace:\n" + "\n".join(left)
+
+
+def _slice_marks(m: Mission, cluster: str, namespace: str) -> list[str]:
+    """The slice label on a namespace and wgslice NetworkPolicies in it."""
+    marks = []
+    labels = m.get(cluster, f"/api/v1/namespaces/{namespace}")["metadata"].get("labels") or {}
+    if SLICE_LABEL in labels:
+        marks.append(f"{cluster} namespace {namespace} label {SLICE_LABEL}="
+                     f"{labels[SLICE_LABEL]}")
+    marks += [f"{cluster} networkpolicy {namespace}/{x['metadata']['name']}" for x in m.get(
+        cluster, f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies")["items"]]
+    return marks
+
+
+def _marks_left(m: Mission, where: list[tuple[str, str]], timeout: float = 20.0
+                ) -> list[str]:
+    """Waits (bounded) until no slice label or policy is left there; returns what is left."""
+    def marks() -> list[str]:
+        return [x for c, ns in where for x in _slice_marks(m, c, ns)]
+
+    try:
+        wait_for(lambda: not marks(), timeout, "no slice label or policy left", interval=1.0)
+    except TimeoutError:
+        return [f"after {timeout:.0f} s: {x}" for x in marks()]
+    return []
 
 
 # -- 08: a member leaves and comes back ---------------------------------------------------
@@ -290,6 +321,10 @@ def test_08_member_removed_and_added_back(m: Mission) -> None:
     assert {k: v for k, v in m.subnets("demo").items()} == {k: before[k] for k in ("c1", "c2")}
     m.wait_pairs(cross_pairs(_demo_pods(m, ["c1", "c2"])), 20, "c1 <-> c2 without c3",
                  only="icmp")
+    bad = m.pair_failures({p: _demo_pods(m, ["c1", "c2"]) for p in c3[:2]}, expect=False,
+                          timeout=1.0)
+    assert bad == [], "c3 still reaches the slice after leaving it:\n" + "\n".join(bad)
+    left = _marks_left(m, [("c3", ns) for ns in NAMESPACES])  # asserted at the end
     t0 = time.monotonic()
     m.patch_slice("demo", {"members": MEMBERS})
     m.wait_ready("demo", MEMBERS, timeout=60)
@@ -298,6 +333,7 @@ def test_08_member_removed_and_added_back(m: Mission) -> None:
     m.timings["c3 re-added -> all pairs"] = time.monotonic() - t0
     after = m.subnets("demo")
     assert {k: after[k] for k in ("c1", "c2")} == {k: before[k] for k in ("c1", "c2")}
+    assert left == [], "left on c3's namespaces after c3 left the slice:\n" + "\n".join(left)
 
 
 # -- 09: restarts ----------------------------------------------------------------------------
@@ -333,16 +369,28 @@ def test_09_restarts_keep_allocations_and_traffic_recovers(m: Mission) -> None:
     subnets, pod addresses and gateway public keys unchanged; all pairs work again."""
     alloc = _allocation(m)
     assert all(alloc["keys"].values()), alloc["keys"]
-    pairs = cross_pairs(_demo_pods(m))
-    for what, context, selector in (
-        ("hub controller", "hub", "app.kubernetes.io/component=controller"),
-        ("member agent c1", "c1", "app.kubernetes.io/component=member-agent"),
-        ("gateway c2", "c2", "app.kubernetes.io/name=wgslice-gateway,wgslice.io/slice=demo"),
+    pods = _demo_pods(m)
+    pairs = cross_pairs(pods)
+    # a worker pod of c1 pings a worker pod of c2 every 0.2 s through each restart
+    src = next(p for p in pods if p.cluster == "c1" and p.node.endswith("-2"))
+    dst = next(p for p in pods if p.cluster == "c2" and p.node.endswith("-2"))
+    for what, context, selector, max_gap in (
+        ("hub controller", "hub", "app.kubernetes.io/component=controller", 5.0),
+        ("member agent c1", "c1", "app.kubernetes.io/component=member-agent", 5.0),
+        ("gateway c2", "c2", "app.kubernetes.io/name=wgslice-gateway,wgslice.io/slice=demo",
+         None),
     ):
-        t0 = time.monotonic()
-        m.timings[f"{what}: pods back"] = _restart(m, context, selector)
-        m.wait_pairs(pairs, 60, f"all pairs after restarting the {what}", only="icmp,udp")
-        m.timings[f"{what}: traffic recovered"] = time.monotonic() - t0
+        loop = PingLoop(src, dst.address, seconds=12.0)
+        try:
+            t0 = time.monotonic()
+            m.timings[f"{what}: pods back"] = _restart(m, context, selector)
+            m.wait_pairs(pairs, 60, f"all pairs after restarting the {what}", only="icmp,udp")
+            m.timings[f"{what}: traffic recovered"] = time.monotonic() - t0
+            gap = m.timings[f"{what}: longest ping gap"] = loop.longest_gap()
+        finally:
+            loop.kill()
+        # the data plane keeps its configuration while the control plane restarts
+        assert max_gap is None or gap < max_gap, f"{what}: traffic stopped for {gap:.1f} s"
         wait_for(lambda: m.ready("demo", MEMBERS), 60, f"demo Ready after {what} restart")
         assert _allocation(m) == alloc, what
     m.wait_pairs(pairs, 30, "all pairs after every restart")
@@ -385,10 +433,11 @@ def test_10_deleting_slices_leaves_nothing(m: Mission) -> None:
             for p in m.pods(c, SYSTEM, "app.kubernetes.io/name=wgslice-gateway"):
                 left.append(f"{c} gateway pod {p['metadata']['name']}")
             for ns in [*NAMESPACES, "blue"]:
-                left += [f"{c} networkpolicy {ns}/{x['metadata']['name']}" for x in m.get(
-                    c, f"/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies")["items"]]
                 left += [f"{c} annotation {ns}/{p['metadata']['name']}" for p in m.pods(c, ns)
                          if ADDRESS in (p["metadata"].get("annotations") or {})]
+        for c in MEMBERS:
+            for ns in [*NAMESPACES, "blue"]:
+                left += _slice_marks(m, c, ns)
         left += [f"slice0 in {p.ref}" for p in pods if m.has_slice0(p)]
         left += node_leftovers(m.lab, MEMBERS, sorted(tables), cidrs)
         return left

@@ -204,6 +204,8 @@ class MemberAgent:
         for m in deleting:
             if self._torn_down(m["spec"]["slice"]):
                 self._release(m)
+        if hub_items is not None:  # never on a hub outage, as above
+            self._release_namespaces(plan.namespaces)
         if hub_items is not None:
             attached: dict[str, int] = {}
             for pod in pods:
@@ -262,6 +264,25 @@ class MemberAgent:
             return
         if (current.metadata.labels or {}).get(SLICE_LABEL) != slice_name:
             self.core.patch_namespace(ns, body)
+
+    def _release_namespaces(self, wanted: Mapping[str, str]) -> None:
+        """Namespaces still labelled for a slice they left (detached, member removed, slice
+        deleted) lose that slice's isolation policy and the label: a stale label would let
+        them through the slice's policies, a stale policy would keep them isolated.
+        Level-triggered, so a restarted agent cleans up too."""
+        for ns in self.core.list_namespace(label_selector=SLICE_LABEL).items:
+            name, slice_name = ns.metadata.name, (ns.metadata.labels or {}).get(SLICE_LABEL)
+            if wanted.get(name) == slice_name:
+                continue
+            try:
+                policy = self.net.read_namespaced_network_policy("wgslice-isolation", name)
+                if (policy.metadata.labels or {}).get(SLICE_LABEL) == slice_name:
+                    self._delete("networkpolicy", name, "wgslice-isolation")
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+            if name not in wanted:
+                self.core.patch_namespace(name, {"metadata": {"labels": {SLICE_LABEL: None}}})
 
     def _annotate(self, ns: str, name: str, addr: str) -> None:
         try:
