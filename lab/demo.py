@@ -114,8 +114,8 @@ def next_steps(dirs: LabDirs) -> str:
     return f"""
 Watch it:
   dashboard: {lab_url(dirs)}
-  wgslice status; wgslice tunnels; wgslice graph; wgslice diagnose; wgslice verify --slice demo
   export KUBECONFIG={dirs.kubeconfig}
+  wgslice status; wgslice tunnels; wgslice graph; wgslice diagnose; wgslice verify --slice demo
   kubectl --context hub get slices,memberclusters
   kubectl --context hub get memberslices -A
   kubectl --context c1 get pods -n shop -o wide
