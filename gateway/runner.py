@@ -74,6 +74,9 @@ def key_store(opts: RunOptions) -> KeyStore:
 def run(opts: RunOptions) -> int:
     from wgslice.gateway.service import Gateway
 
+    # The file's version is noted *before* reading it: a change landing while the gateway
+    # starts up (a new peer's key, say) then shows up as a newer mtime and is applied.
+    mtime = _mtime(opts.config)
     cfg = load_config(opts.config)  # a bad first config is a startup error
     gateway = Gateway(key_store(opts), implementation=opts.implementation,
                       run_dir=opts.run_dir)
@@ -104,7 +107,6 @@ def run(opts: RunOptions) -> int:
     server = metrics = None
     try:
         gateway.apply(cfg)
-        mtime = _mtime(opts.config)
         if opts.status_listen:
             from wgslice.gateway.status_server import serve
 

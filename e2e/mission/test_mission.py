@@ -2,9 +2,10 @@
 gateway node), wgslice installed from its charts, the slice `demo` (namespaces shop and
 billing, a DaemonSet `web` in each, so a workload pod on every gateway and non-gateway node).
 
-The tests share one module lab (prefix ``wgsmis-``, ports 21443-21446, a temp state dir; the
-fixture's finalizer stops every echo server and runs `down`, also on failure) and run in file
-order, each step building on the previous one:
+The tests share one module lab (prefix ``wgsmis-``, ports 21443-21446, a temp state dir;
+WGSLICE_MISSION_PREFIX / WGSLICE_MISSION_PORT_BASE override them; the fixture's finalizer
+stops every echo server and runs `down`, also on failure) and run in file order, each step
+building on the previous one:
 
   01 demo Ready with c1, c2          06 second slice `other` isolated from `demo`
   02 c3 added, c1/c2 subnets kept     07 namespace attached live (same pod) and detached
@@ -46,8 +47,10 @@ from mis_lab import (
 
 from wgslice.lab import Lab, demo
 
-PREFIX = "wgsmis-"
-PORT_BASE = 21443
+# two runs of this module at once (CI and a developer) must differ in both: `down` sweeps
+# the prefix's namespaces, and the lab's API ports are fixed per port base
+PREFIX = os.environ.get("WGSLICE_MISSION_PREFIX", "wgsmis-")
+PORT_BASE = int(os.environ.get("WGSLICE_MISSION_PORT_BASE", "21443"))
 MEMBERS = ["c1", "c2", "c3"]
 NAMESPACES = list(demo.DEMO_NAMESPACES)  # shop, billing
 SYSTEM = "wgslice-system"

@@ -163,6 +163,9 @@ def member_slice_status(
             "observedGeneration": generation,
             "namespaces": namespaces,
             **({"publicKey": public_key} if public_key else {}),
+            # where peers will reach it is known before it runs: peers can be configured
+            # in the same round as the key, not one status round-trip later
+            **({"endpoint": endpoint} if endpoint else {}),
             "conditions": [
                 {
                     "type": "Ready",

@@ -145,3 +145,8 @@ def test_isolation_policy_and_status_relay() -> None:
     assert "privateKey" not in str(status)
     down = member_slice_status(3, None, "", {}, "2026-11-25T15:00:00Z", "connection refused")
     assert down["conditions"][0]["reason"] == "GatewayUnreachable"
+    assert "publicKey" not in down and "endpoint" not in down
+    # before its gateway answers, a member already publishes where and who it will be
+    early = member_slice_status(3, None, "198.51.100.1:51820", {}, "2026-11-25T15:00:00Z",
+                                "connection refused", public_key="pk")
+    assert early["publicKey"] == "pk" and early["endpoint"] == "198.51.100.1:51820"
