@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wgslice import ipam
-from wgslice.slice.model import OverlayPool, Problem
+from wgslice.slice.model import API_VERSION, OverlayPool, Problem
 from wgslice.slice.parse import parse_inventory, parse_slice
 from wgslice.slice.planner import plan
 from wgslice.slice.status import (
@@ -94,7 +94,25 @@ def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = (
     reports = {k: Report.from_status(ms.get("status")) for k, ms in existing.items()}
 
     live = [s for s in snap.slices if not _deleting(s)]
-    inventory, problems, _ = parse_inventory([(d, "") for d in (*snap.members, *snap.pools, *live)])
+    # A member that vanished (its MemberCluster deleted) while slices still list it and hold
+    # its subnet: keep planning with it, so the other members keep their routes and the
+    # slice reports the tunnels to it down with the reason, instead of refusing the slice.
+    known = {_name(m) for m in snap.members}
+    vanished = frozenset(
+        m["name"]
+        for s in live
+        for m in (s.get("status") or {}).get("members") or []
+        if m.get("subnet")
+        and m.get("name") not in known
+        and m.get("name") in ((s.get("spec") or {}).get("members") or [])
+    )
+    ghosts = [
+        {"apiVersion": API_VERSION, "kind": "MemberCluster", "metadata": {"name": v}, "spec": {}}
+        for v in sorted(vanished)
+    ]
+    inventory, problems, _ = parse_inventory(
+        [(d, "") for d in (*snap.members, *ghosts, *snap.pools, *live)]
+    )
     # Allocations of slices that are deleting or no longer parse stay taken.
     parsed = {s.name for s in inventory.slices}
     held = []
@@ -126,8 +144,10 @@ def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = (
                 m: reports[(name, m)] for m in sp.graph.members if (name, m) in reports
             }
             for state in sp.member_states():
-                obj = member_slice(state, slice_reports, members)
                 desired.add((name, state.member))
+                if state.member in vanished:
+                    continue  # nobody there to read it; its last MemberSlice stays as it was
+                obj = member_slice(state, slice_reports, members)
                 if _differs(obj, existing.get((name, state.member))):
                     actions.apply.append(obj)
         else:  # invalid or unplannable: keep the last good MemberSlices running
@@ -157,6 +177,7 @@ def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = (
             old=s.get("status"),
             now=now,
             allocation=allocation,
+            vanished=vanished,
         )
         if _status_differs(status, s.get("status") or {}):
             actions.status[name] = status

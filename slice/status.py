@@ -152,6 +152,7 @@ def slice_status(
     old: Mapping[str, Any] | None,
     now: str,
     allocation: tuple[str, str | None, Mapping[str, str]] | None = None,
+    vanished: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """The Slice's status: allocation, per-member and per-tunnel summary, conditions.
 
@@ -177,7 +178,15 @@ def slice_status(
     worst_reason = ""
     if plan is not None:
         for a, b in plan.graph.tunnels():
-            state, reason = tunnel_state(a, b, reports)
+            gone = [m for m in (a, b) if m in vanished]
+            if gone:
+                state = "down"
+                reason = (
+                    f"MemberCluster {gone[0]} no longer exists: join it again or remove "
+                    "it from spec.members"
+                )
+            else:
+                state, reason = tunnel_state(a, b, reports)
             counts[state] += 1
             if state == "connected":
                 up_per_member[a] = up_per_member.get(a, 0) + 1
@@ -243,6 +252,8 @@ def slice_status(
     bad = counts["degraded"] + counts["down"]
     if conflicts:
         degraded = cond("Degraded", True, "AllocationConflict", conflicts[0].message)
+    elif vanished & set(subnets):
+        degraded = cond("Degraded", True, "MemberVanished", f"{bad} tunnel(s) down; {worst_reason}")
     elif bad:
         degraded = cond(
             "Degraded",

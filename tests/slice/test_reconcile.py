@@ -199,3 +199,27 @@ def test_a_silent_member_is_marked_not_ready() -> None:
     [cond] = actions.member_status["east"]["conditions"]
     assert cond["status"] == "False" and cond["reason"] == "HeartbeatStale"
     assert "since 2026-11-25T14:58:00Z (120 s)" in cond["message"]
+
+
+def test_a_vanished_member_marks_its_tunnels_down_and_wedges_nothing() -> None:
+    snap = converge(report_gateways(converge(base())))
+    before = {m["spec"]["member"]: m["spec"] for m in snap.member_slices}
+    gone = replace(
+        snap,
+        members=[member("east"), member("west")],
+        slices=[*snap.slices, slice_obj("other", ["east", "west"])],
+    )
+    after = converge(gone)
+    shop = next(s for s in after.slices if s["metadata"]["name"] == "shop")
+    assert shop["status"]["cidr"] == snap.slices[0]["status"]["cidr"]
+    assert shop["status"]["tunnels"]["down"] == 2  # east-north and west-north
+    cond = conditions(after, "shop")["Degraded"]
+    assert cond["status"] == "True" and cond["reason"] == "MemberVanished"
+    assert "MemberCluster north no longer exists" in cond["message"]
+    # east and west keep their MemberSlices (north's peer entry included), nothing deleted
+    assert {
+        m["spec"]["member"]: m["spec"] for m in after.member_slices if m["spec"]["slice"] == "shop"
+    } == before
+    other = next(s for s in after.slices if s["metadata"]["name"] == "other")
+    assert conditions(after, "other")["Allocated"]["status"] == "True"
+    assert other["status"]["cidr"] != shop["status"]["cidr"]
