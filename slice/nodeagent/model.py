@@ -60,7 +60,7 @@ class NodeInfo:
 
 @dataclass(frozen=True)
 class SliceConfig:
-    """`slice.yaml` of ConfigMap `wgslice-slice-<S>` (docs/dev/member-contract.md)."""
+    """`slice.yaml` of ConfigMap `wgslice-slice-<S>` (docs/member-contract.md)."""
 
     slice: str
     member: str
