@@ -312,31 +312,22 @@ class MemberAgent:
         return not pods.items
 
     def _ensure_finalizer(self, m: Mapping[str, Any]) -> None:
-        finalizers = m["metadata"].get("finalizers") or []
-        if MEMBER_FINALIZER not in finalizers:
-            self.hub_co.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                m["metadata"]["namespace"],
-                "memberslices",
-                m["metadata"]["name"],
-                {
-                    "metadata": {
-                        "finalizers": [*finalizers, MEMBER_FINALIZER],
-                        "resourceVersion": m["metadata"]["resourceVersion"],
-                    }
-                },
-            )
+        if MEMBER_FINALIZER not in (m["metadata"].get("finalizers") or []):
+            self._set_finalizer(m, True)
 
     def _release(self, m: Mapping[str, Any]) -> None:
-        finalizers = [f for f in m["metadata"].get("finalizers") or [] if f != MEMBER_FINALIZER]
+        self._set_finalizer(m, False)
+
+    def _set_finalizer(self, m: Mapping[str, Any], present: bool) -> None:
+        """Holds or releases this agent's finalizer on a MemberSlice; adding is guarded by
+        the resourceVersion read, so it never resurrects an object being deleted."""
+        meta = m["metadata"]
+        others = [f for f in meta.get("finalizers") or [] if f != MEMBER_FINALIZER]
+        body: dict[str, Any] = {"finalizers": [*others, MEMBER_FINALIZER] if present else others}
+        if present:
+            body["resourceVersion"] = meta["resourceVersion"]
         self.hub_co.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            m["metadata"]["namespace"],
-            "memberslices",
-            m["metadata"]["name"],
-            {"metadata": {"finalizers": finalizers}},
+            GROUP, VERSION, meta["namespace"], "memberslices", meta["name"], {"metadata": body}
         )
 
     def _ensure_key(self, slice_name: str) -> str:
