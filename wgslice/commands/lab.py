@@ -102,7 +102,11 @@ def _exec(args: argparse.Namespace) -> int:
         raise UserError("no command: use `wgslice lab exec CLUSTER/NAMESPACE/POD -- CMD...`")
     argv = exec_argv(args.target, args.container, cmd)
     sys.stdout.flush()
-    os.execvp(argv[0], argv)
+    # The project's interpreter and tools come first on PATH, as they would in its image:
+    # `python3 -m wgslice.lab.probe ...` works whether or not the venv is activated.
+    bindir = os.path.dirname(sys.executable)
+    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    os.execvpe(argv[0], argv, env)
     return 127  # not reached
 
 
