@@ -85,7 +85,7 @@ def crd_checks(crd: Obj) -> list[tuple[str, str, str]]:
     if problems:
         return problems
     try:
-        from .validation import structural_errors
+        from wgslice.slice.crds.schema_check import structural_errors
     except ImportError:
         return []
     try:

@@ -85,7 +85,7 @@ class Api:
         if crd is None:
             return obj
         try:
-            from . import validation  # written by another helper; optional until it lands
+            from wgslice.slice.crds import schema_check as validation
         except ImportError:
             return obj
         fn = getattr(validation, "validate", None)

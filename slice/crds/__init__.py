@@ -32,7 +32,7 @@ def crds() -> dict[str, dict[str, Any]]:
 
 def validate_object(doc: Mapping[str, Any], source: str = "") -> list[Problem]:
     """The API server's verdict on creating `doc` (an empty list when it would accept it)."""
-    from wgslice.lab.apiserver.validation import validate
+    from wgslice.slice.crds.schema_check import validate
 
     crd = crds().get(str(doc.get("kind")))
     if crd is None:

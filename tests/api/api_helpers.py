@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from wgslice.lab.apiserver.validation import FieldError, validate
+from wgslice.slice.crds.schema_check import FieldError, validate
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "slice" / "crds"

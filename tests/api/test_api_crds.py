@@ -9,7 +9,7 @@ import pytest
 import yaml
 from api_helpers import CRD_DIR, KIND_FILES
 
-from wgslice.lab.apiserver.validation import structural_errors, validate
+from wgslice.slice.crds.schema_check import structural_errors, validate
 
 CONTRACT = {
     # kind: (plural, scope, short names, printer columns that must exist)

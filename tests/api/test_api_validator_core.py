@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from celpy.evaluation import CELEvalError
 
-from wgslice.lab.apiserver import cel
-from wgslice.lab.apiserver.validation import structural_errors, validate
+from wgslice.slice.crds import cel
+from wgslice.slice.crds.schema_check import structural_errors, validate
 
 
 def crd(schema: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import yaml
 from chart_helpers import CUSTOM, DEFAULTS, NS, find
 
 from wgslice.errors import UserError
-from wgslice.lab.apiserver.validation import validate as validate_cr
+from wgslice.slice.crds.schema_check import validate as validate_cr
 from wgslice.slice import charts
 
 KUBE = "1.37"

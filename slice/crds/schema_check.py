@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 from celpy import celtypes
 from celpy.evaluation import CELEvalError
 
-from wgslice.lab.apiserver.cel import (
+from wgslice.slice.crds.cel import (
     CELCompileError,
     call_style_problems,
     compile_rule,
