@@ -16,8 +16,8 @@ import yaml
 from chart_helpers import CUSTOM, DEFAULTS, NS, find
 
 from wgslice.errors import UserError
-from wgslice.slice.crds.schema_check import validate as validate_cr
 from wgslice.slice import charts
+from wgslice.slice.crds.schema_check import validate as validate_cr
 
 KUBE = "1.37"
 #: Kinds whose schema is ours (served from the CRDs), not Kubernetes'.
