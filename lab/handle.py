@@ -44,7 +44,7 @@ class Lab:
 
     # -- lifecycle ----------------------------------------------------------------------
     def up(self, members: int = topo.DEFAULT_MEMBERS, nodes: int = topo.DEFAULT_NODES,
-           timeout: float = 60.0, verbose: bool = False) -> topo.LabPlan:
+           timeout: float = 240.0, verbose: bool = False) -> topo.LabPlan:
         from wgslice.lab.up import up
 
         say = (lambda m: print(f"==> {m}", file=sys.stderr, flush=True)) if verbose \

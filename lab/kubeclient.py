@@ -45,17 +45,23 @@ def path_for(api_version: str, plural: str, namespace: str | None = None,
 
 
 class Client:
-    """One connection pool to one API server, authenticated by a bearer token."""
+    """One connection pool to one API server, authenticated by a bearer token or, as the
+    kubelets and the other control-plane parts are, by a client certificate."""
 
-    def __init__(self, url: str, token: str, ca_file: str | None = None) -> None:
+    def __init__(self, url: str, token: str | None = None, ca_file: str | None = None,
+                 cert: tuple[str, str] | None = None) -> None:
         self.url = url.rstrip("/")
-        self.headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self.headers = {"Accept": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
         self._ssl: ssl.SSLContext | bool = False
         if self.url.startswith("https://"):
             ctx = ssl.create_default_context(cafile=ca_file)
             if not ca_file:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
+            if cert:
+                ctx.load_cert_chain(cert[0], cert[1])
             self._ssl = ctx
         self._session: aiohttp.ClientSession | None = None
 

@@ -1,12 +1,16 @@
-"""The lab kubelet: runs the pods bound to a cluster's emulated nodes and reports them.
+"""The lab kubelet: runs the pods bound to one emulated node and reports them.
 
-One instance serves every node of a cluster (they share the supervisor process and one pod
-informer, which keeps memory per cluster low); per node it registers a Node object with
-heartbeats, and per pod it builds the sandbox (network namespace, veth to ``cni0``, an
-address from the node's pod CIDR), materializes service-account token, Secrets and
-ConfigMaps, starts the containers (see `runtime`), restarts them per restartPolicy, and
-patches ``pods/status`` (phase, podIP, hostIP, conditions, containerStatuses). A pod with a
-deletionTimestamp is stopped and then deleted with grace 0, as the real kubelet does.
+One instance per node, each with the node's own credential (client certificate
+``system:node:<name>``), so the real API server's Node authorizer and NodeRestriction
+admission hold it to what a kubelet may do: its own Node and Lease, the pods bound to it
+(listed with ``spec.nodeName=<node>``), and only the Secrets, ConfigMaps and service-account
+tokens those pods refer to. It registers the Node with heartbeats, answers the kubelet API
+that ``kubectl logs`` reaches through the API server (`kubeletapi`), and per pod it builds
+the sandbox (network namespace, veth to ``cni0``, an address from the node's pod CIDR),
+materializes service-account token, Secrets and ConfigMaps, starts the containers (see
+`runtime`), restarts them per restartPolicy, and patches ``pods/status`` (phase, podIP,
+hostIP, conditions, containerStatuses). A pod with a deletionTimestamp is stopped and then
+deleted with grace 0, as the real kubelet does.
 """
 
 from __future__ import annotations
@@ -75,18 +79,22 @@ class PodRun:
 
 class Kubelet:
     def __init__(self, client: Client, plan: topo.LabPlan, cluster: topo.ClusterPlan,
-                 dirs: LabDirs, pods: Informer, ca_file: str | None) -> None:
+                 node: topo.NodePlan, dirs: LabDirs, pods: Informer,
+                 ca_file: str | None) -> None:
         self.client = client
         self.plan = plan
         self.cluster = cluster
+        self.node = node
         self.dirs = dirs
         self.pods = pods
         self.ca_file = ca_file
         self.runs: dict[str, PodRun] = {}
-        self.used_ips: dict[str, set[str]] = {n.name: set() for n in cluster.nodes}
+        self.used_ips: dict[str, set[str]] = {node.name: set()}
         self.python = sys.executable
         self.prep = PodPreparer(client, cluster, dirs, ca_file, self.python)
-        self.records = recovery.load_records(dirs.pods(cluster.name))
+        self.records = {uid: rec for uid, rec in
+                        recovery.load_records(dirs.pods(cluster.name)).items()
+                        if rec.get("node") == node.name}
         for rec in self.records.values():
             if rec.get("ip") and not rec.get("hostNetwork") and rec.get("node") in self.used_ips:
                 self.used_ips[rec["node"]].add(rec["ip"])
@@ -99,13 +107,18 @@ class Kubelet:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def log_file(self, namespace: str, name: str, container: str) -> Path | None:
+        """The log file of a container of a pod running here (for the kubelet API)."""
+        for run in self.runs.values():
+            if run.namespace == namespace and run.name == name and (
+                    container in run.names or container in run.init_names):
+                return run.dir / "logs" / f"{container}.log"
+        return None
+
     # -- pod events -------------------------------------------------------------------
     def _mine(self, pod: Obj) -> topo.NodePlan | None:
         node = (pod.get("spec") or {}).get("nodeName")
-        try:
-            return self.cluster.node(node) if node else None
-        except KeyError:
-            return None
+        return self.node if node == self.node.name else None
 
     async def on_pod(self, etype: str, pod: Obj) -> None:
         meta = pod.get("metadata") or {}
@@ -187,8 +200,8 @@ class Kubelet:
                 try:
                     if not run.netns:
                         await self._sandbox(run)
-                    plans, inits = await self.prep.prepare(run, pod)
                     run.pod = pod
+                    plans, inits = await self.prep.prepare(run, pod)
                     break
                 except PodSpecError as exc:
                     self._waiting(run, pod, exc.reason, str(exc))
@@ -414,7 +427,7 @@ class Kubelet:
                      "preconditions": {"uid": run.uid}})
 
     async def run_forever(self) -> None:
-        nodes = NodeAgent(self.client, self.cluster)
+        nodes = NodeAgent(self.client, self.node)
         await nodes.register()
         self._spawn(nodes.heartbeat())
         await self.pods.synced.wait()

@@ -34,6 +34,26 @@ from wgslice.lab.state import LabDirs
 Obj = dict[str, Any]
 
 
+def pod_meta(run: Any) -> Obj:
+    """What a downward API projection can read of a running pod."""
+    meta = (run.pod or {}).get("metadata") or {}
+    return {"name": run.name, "namespace": run.namespace, "uid": run.uid,
+            "labels": meta.get("labels") or {}, "annotations": meta.get("annotations") or {}}
+
+
+def downward_files(meta: Obj, source: Obj) -> dict[str, bytes]:
+    """Files of a downwardAPI volume or projection (``metadata.*`` fields)."""
+    out: dict[str, bytes] = {}
+    for item in source.get("items") or []:
+        field = ((item.get("fieldRef") or {}).get("fieldPath") or "")
+        if field in ("metadata.name", "metadata.namespace", "metadata.uid"):
+            out[item["path"]] = str(meta[field.split(".", 1)[1]]).encode()
+        elif field in ("metadata.labels", "metadata.annotations"):
+            kv = meta[field.split(".", 1)[1]]
+            out[item["path"]] = "".join(f'{k}="{v}"\n' for k, v in sorted(kv.items())).encode()
+    return out
+
+
 class PodPreparer:
     def __init__(self, client: Client, cluster: topo.ClusterPlan, dirs: LabDirs,
                  ca_file: str | None, python: str) -> None:
@@ -131,7 +151,7 @@ class PodPreparer:
     async def _service_account(self, run: Any, spec: Obj) -> str:
         sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                "spec": {"audiences": [], "expirationSeconds": 86400,
+                "spec": {"audiences": [], "expirationSeconds": 3607,
                          "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
                                             "name": run.name, "uid": run.uid}}}
         try:
@@ -167,10 +187,19 @@ class PodPreparer:
             elif "projected" in v:
                 files: dict[str, bytes] = {}
                 for s in v["projected"].get("sources") or []:
-                    if "secret" in s:
-                        files.update(secrets.get(s["secret"]["name"], {}))
-                    elif "configMap" in s:
-                        files.update(cms.get(s["configMap"]["name"], {}))
+                    if "secret" in s or "configMap" in s:
+                        ref = s.get("secret") or s.get("configMap") or {}
+                        data = (secrets if "secret" in s else cms).get(ref.get("name"))
+                        if data is None and not ref.get("optional"):
+                            raise PodSpecError("CreateContainerConfigError",
+                                               f"volume {name!r}: {ref.get('name')!r} not found")
+                        data = data or {}
+                        if ref.get("items"):
+                            data = {i["path"]: data[i["key"]] for i in ref["items"]
+                                    if i["key"] in data}
+                        files.update(data)
+                    elif "downwardAPI" in s:
+                        files.update(downward_files(pod_meta(run), s["downwardAPI"]))
                     elif "serviceAccountToken" in s:
                         tok = run.dir / "serviceaccount" / "token"
                         if tok.exists():
@@ -192,7 +221,7 @@ class PodPreparer:
                 out[name] = path
                 continue
             elif "downwardAPI" in v:
-                target.mkdir(parents=True, exist_ok=True)
+                rt.write_files(target, downward_files(pod_meta(run), v["downwardAPI"]))
             else:
                 continue
             out[name] = str(target)

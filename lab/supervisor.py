@@ -1,19 +1,17 @@
-"""One process per emulated cluster: API server, controller manager, scheduler, kubelet.
+"""One process per lab cluster: its real control plane, the relay, and its kubelets.
 
 ``python -m wgslice.lab.supervisor --cluster NAME`` (started detached by `lab up`):
 
 1. binds the user's ``127.0.0.1:<local port>`` listener while still in the root namespace;
 2. moves the whole process into the cluster's control-plane namespace (``setns`` before any
-   thread exists, so every later socket belongs to the cluster network);
-3. serves the lab API server (HTTPS, per-cluster CA kept in ``apiserver/ca.crt`` and written
-   into every pod's ``ca.crt``) on ``0.0.0.0:6443`` of the cp namespace -- the cluster
-   address and, for the hub, its WAN address; the root listener is relayed (TCP, TLS passes
-   through) to ``127.0.0.1:6443``;
-4. runs the controller manager and the kubelet of every node on the same event loop,
-   talking to the API server over HTTP like the real ones (list+watch informers).
-
-One process per cluster keeps memory per cluster to one interpreter and lets clusters start
-in parallel on separate cores.
+   thread exists, so every later socket and child belongs to the cluster network);
+3. starts, as supervised child processes, the upstream etcd, kube-apiserver,
+   kube-controller-manager and kube-scheduler (see `controlplane`), each waiting for the one
+   it needs; a child that exits is started again with back-off, as a kubelet restarts a
+   static pod;
+4. relays the root listener (TCP; TLS passes through) to the API server's ``127.0.0.1:6443``;
+5. runs the lab kubelet of every node of the cluster -- the part no upstream program can
+   play here -- on its event loop, each with its node's own client certificate.
 """
 
 from __future__ import annotations
@@ -21,16 +19,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
 import socket
+import ssl
 import sys
+import time
+import urllib.request
+from pathlib import Path
 
+from wgslice.lab import controlplane as cpl
 from wgslice.lab import topology as topo
 from wgslice.lab.state import LabDirs
 
 log = logging.getLogger("wgslice.lab.supervisor")
+PR_SET_PDEATHSIG = 1
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -59,52 +64,157 @@ def relay_to(host: str, port: int):  # type: ignore[no-untyped-def]
     return handle
 
 
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class Child:
+    """One upstream program, started again with back-off whenever it exits."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+        self.name, self.argv, self.log_path = name, argv, log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+        self._task: asyncio.Task[None] | None = None
+        self.stopping = False
+
+    async def _spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=out,
+                stderr=asyncio.subprocess.STDOUT, preexec_fn=_die_with_parent,
+                env=dict(os.environ, GOMAXPROCS=os.environ.get("GOMAXPROCS", "2")))
+        self.starts += 1
+        log.info("%s started (pid %d, start %d)", self.name, self.proc.pid, self.starts)
+
+    async def _watch(self) -> None:
+        backoff = 1.0
+        while not self.stopping:
+            assert self.proc is not None
+            started = time.monotonic()
+            code = await self.proc.wait()
+            if self.stopping:
+                return
+            log.warning("%s exited with %s; restarting in %.0f s (log: %s)", self.name, code,
+                        backoff, self.log_path)
+            await asyncio.sleep(backoff)
+            backoff = 1.0 if time.monotonic() - started > 60 else min(backoff * 2, 20.0)
+            await self._spawn()
+
+    async def start(self) -> None:
+        await self._spawn()
+        self._task = asyncio.create_task(self._watch(), name=f"child {self.name}")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self.stopping = True
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), grace)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+
+
+def _probe(url: str, ctx: ssl.SSLContext | None, token: str | None) -> bool:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
+                                 if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+async def wait_healthy(name: str, url: str, child: Child, timeout: float,
+                       ctx: ssl.SSLContext | None = None, token: str | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(_probe, url, ctx, token):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not healthy at {url} after {timeout:.0f} s; see "
+                               f"{child.log_path}")
+        await asyncio.sleep(0.2)
+    log.info("%s healthy", name)
+
+
 async def amain(dirs: LabDirs, plan: topo.LabPlan, cluster: topo.ClusterPlan,
                 local: socket.socket) -> None:
-    from wgslice.lab.apiserver.server import ApiServer
-    from wgslice.lab.controllers import ControllerManager
+    from wgslice.lab import kubeletapi
     from wgslice.lab.kubeclient import Client, Informer
     from wgslice.lab.kubelet import Kubelet
 
-    cdir = dirs.cluster(cluster.name)
+    paths = cpl.Paths(dirs.cluster(cluster.name))
+    pki = paths.pki
     token = dirs.token_file(cluster.name).read_text().strip()
-    sans = ["127.0.0.1", cluster.api_ip, *([cluster.api_wan_ip] if cluster.api_wan_ip else [])]
-    server = ApiServer(cluster_name=cluster.name, host="0.0.0.0", port=cluster.api_port,
-                       admin_token=token, data_dir=cdir / "apiserver",
-                       graceful_pod_deletion=True, sans=sans)
-    await server.start()
-    ca_file = str(cdir / "apiserver" / "ca.crt")
-    relay = relay_to("127.0.0.1", cluster.api_port)
-    servers = [await asyncio.start_server(relay, sock=local)]
-    client = Client(f"https://127.0.0.1:{cluster.api_port}", token, ca_file=ca_file)
-    informers = {
-        "pods": Informer(client, "v1", "pods"),
-        "nodes": Informer(client, "v1", "nodes"),
-        "deployments": Informer(client, "apps/v1", "deployments"),
-        "replicasets": Informer(client, "apps/v1", "replicasets"),
-        "daemonsets": Informer(client, "apps/v1", "daemonsets"),
-    }
-    kubelet = Kubelet(client, plan, cluster, dirs, informers["pods"], ca_file)
-    cm = ControllerManager(client, informers)
-    for inf in informers.values():
+    cpl.write_token_file(paths, token)
+    ep = cpl.cluster_endpoints(cluster)
+    cpl.write_component_kubeconfigs(paths, ep)
+    api = ep.api_url
+    ca_file = str(pki.ca_crt)
+    ctx = ssl.create_default_context(cafile=ca_file)
+    t0 = time.monotonic()
+    etcd = Child("etcd", cpl.argv_etcd(paths, cluster.name, ep), paths.log("etcd"))
+    await etcd.start()
+    await wait_healthy("etcd", f"{ep.etcd_url}/health", etcd, 60)
+    apiserver = Child("kube-apiserver", cpl.argv_apiserver(paths, ep),
+                      paths.log("kube-apiserver"))
+    await apiserver.start()
+    servers = [await asyncio.start_server(relay_to("127.0.0.1", cluster.api_port), sock=local)]
+    await wait_healthy("kube-apiserver", f"{api}/readyz", apiserver, 120, ctx, token)
+    children = [etcd, apiserver,
+                Child("kube-controller-manager", cpl.argv_controller_manager(paths, ep),
+                      paths.log("kube-controller-manager")),
+                Child("kube-scheduler", cpl.argv_scheduler(paths, ep),
+                      paths.log("kube-scheduler"))]
+    for child in children[2:]:
+        await child.start()
+    kubelets, clients, informers, apis = [], [], [], []
+    for node in cluster.nodes:
+        client = Client(api, ca_file=ca_file,
+                        cert=(str(pki.crt(f"node-{node.name}")), str(pki.key(f"node-{node.name}"))))
+        pods = Informer(client, "v1", "pods", {"fieldSelector": f"spec.nodeName={node.name}"})
+        kubelet = Kubelet(client, plan, cluster, node, dirs, pods, ca_file)
+        kctx = kubeletapi.ssl_context(pki.crt(f"kubelet-{node.name}"),
+                                      pki.key(f"kubelet-{node.name}"), pki.ca_crt)
+        apis.append(await kubeletapi.serve(kubelet.log_file, node.netns, node.ip,
+                                           kubeletapi_port(), kctx))
+        clients.append(client)
+        informers.append(pods)
+        kubelets.append(kubelet)
+    for inf in informers:
         inf.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [asyncio.create_task(kubelet.run_forever(), name="kubelet"),
-             asyncio.create_task(cm.run_forever(), name="controller-manager")]
-    log.info("cluster %s up: api %s, local %s", cluster.name, cluster.api_url,
-             cluster.local_url)
+    tasks = [asyncio.create_task(k.run_forever(), name=f"kubelet {k.node.name}")
+             for k in kubelets]
+    log.info("cluster %s up in %.1f s: api %s, local %s", cluster.name, time.monotonic() - t0,
+             cluster.api_url, cluster.local_url)
     await stop.wait()
     for t in tasks:
         t.cancel()
-    for inf in informers.values():
+    for inf in informers:
         await inf.stop()
-    await client.close()
+    for c in clients:
+        await c.close()
+    for r in apis:
+        await r.cleanup()
     for s in servers:
         s.close()
-    await server.stop()
+    for child in reversed(children):
+        await child.stop()
+
+
+def kubeletapi_port() -> int:
+    from wgslice.lab.nodes import KUBELET_PORT
+
+    return KUBELET_PORT
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -258,3 +258,8 @@ def check_names(plan: LabPlan) -> None:
         for name in names:
             if len(name) > IFNAMSIZ:
                 raise AssertionError(f"interface name {name!r} exceeds {IFNAMSIZ} characters")
+
+
+def service_ip(service_cidr: str) -> str:
+    """The ``kubernetes`` Service's ClusterIP: the first address of the service CIDR."""
+    return str(ipaddress.ip_network(service_cidr)[1])

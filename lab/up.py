@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from wgslice.errors import UserError
+from wgslice.lab import pki
 from wgslice.lab import topology as topo
 from wgslice.lab.podspec import PRIVATE_DIRS
 from wgslice.lab.state import LabDirs, read_pid, write_atomic
@@ -47,6 +48,10 @@ def preflight() -> None:
         "wireguard-go": INSTALL,
     }
     absent = [(tool, how) for tool, how in missing.items() if shutil.which(tool) is None]
+    from wgslice.lab.controlplane import missing_programs
+
+    build = "bash scripts/build-upstream.sh (run by bash scripts/setup.sh)"
+    absent += [(prog, build) for prog in missing_programs()]
     if absent:
         tools = ", ".join(t for t, _ in absent)
         hows = sorted({h for _, h in absent})
@@ -81,8 +86,8 @@ def load_plan(dirs: LabDirs) -> tuple[dict[str, Any], topo.LabPlan] | None:
 
 
 def ca_file(dirs: LabDirs, cluster: str) -> Path:
-    """The cluster CA the lab API server made (kept across supervisor restarts)."""
-    return dirs.cluster(cluster) / "apiserver" / "ca.crt"
+    """The cluster CA (made by `lab up`, kept across supervisor restarts)."""
+    return dirs.cluster(cluster) / "pki" / "ca.crt"
 
 
 def api_get(dirs: LabDirs, cluster: topo.ClusterPlan, path: str,
@@ -124,7 +129,7 @@ def describe(lab: dict[str, Any]) -> str:
             f"(prefix {lab['prefix']!r})")
 
 
-def up(members: int, nodes: int, say: Say, timeout: float = 60.0,
+def up(members: int, nodes: int, say: Say, timeout: float = 240.0,
        dirs: LabDirs | None = None) -> topo.LabPlan:
     dirs = dirs or LabDirs.from_env()
     try:
@@ -188,6 +193,10 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
         token = dirs.token_file(c.name)
         if not token.exists():
             write_atomic(token, secrets.token_urlsafe(24) + "\n", 0o600)
+        hosts = ["127.0.0.1", c.api_ip, topo.service_ip(c.service_cidr),
+                 *([c.api_wan_ip] if c.api_wan_ip else [])]
+        pki.ensure(dirs.cluster(c.name) / "pki", c.name, hosts,
+                   {n.name: n.ip for n in c.nodes})
     nx.build_wan(plan, dirs.record)
     for c in plan.clusters:
         nx.build_cluster(plan, c, dirs.record)
