@@ -69,14 +69,19 @@ class PodPreparer:
         secret_names, cm_names = referenced_objects(pod)
         secrets: dict[str, dict[str, bytes]] = {}
         cms: dict[str, dict[str, bytes]] = {}
-        for name in secret_names:
-            obj = await self.client.get(path_for("v1", "secrets", ns, name))
-            if obj is not None:
-                secrets[name] = secret_data(obj)
-        for name in cm_names:
-            obj = await self.client.get(path_for("v1", "configmaps", ns, name))
-            if obj is not None:
-                cms[name] = configmap_data(obj)
+        try:
+            for name in secret_names:
+                obj = await self.client.get(path_for("v1", "secrets", ns, name))
+                if obj is not None:
+                    secrets[name] = secret_data(obj)
+            for name in cm_names:
+                obj = await self.client.get(path_for("v1", "configmaps", ns, name))
+                if obj is not None:
+                    cms[name] = configmap_data(obj)
+        except ApiError as exc:
+            # e.g. 403 from the Node authorizer until its graph links the pod to the object:
+            # a real kubelet reports the same and retries.
+            raise PodSpecError("CreateContainerConfigError", str(exc)) from exc
         return secrets, cms
 
     async def refresh_volumes(self, run: Any, pod: Obj) -> None:

@@ -100,7 +100,6 @@ def pod_status(run: Any) -> Obj:
         "hostIP": run.node.ip,
         "hostIPs": [{"ip": run.node.ip}],
         "startTime": run.start_time or _now(),
-        "qosClass": "BestEffort",
         "conditions": [
             _cond(run, "PodReadyToStartContainers", bool(run.netns)),
             _cond(run, "Initialized", run.initialized or not run.init_names,

@@ -16,12 +16,14 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import random
 import secrets
 import signal
 import socket
 import ssl
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
@@ -32,10 +34,28 @@ from wgslice.lab import controlplane as cpl
 from wgslice.lab import pki
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on every address, below the ephemeral range (so no
+    outgoing connection takes one before its server binds it)."""
+    held: list[socket.socket] = []
+    rng = random.Random()
+    try:
+        for _ in range(2000):
+            if len(held) == count:
+                break
+            s = socket.socket()
+            try:
+                s.bind(("0.0.0.0", rng.randrange(20000, 32000)))
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+        if len(held) < count:
+            raise RuntimeError("no free ports in 20000-32000")
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
 
 
 class ControlPlane:
@@ -46,9 +66,10 @@ class ControlPlane:
         self.with_kcm = controller_manager
         self.start_timeout = start_timeout
         self.paths = cpl.Paths(self.root)
-        self.ep = cpl.Endpoints(api_port=free_port(), etcd_port=free_port(),
-                                etcd_peer_port=free_port(), etcd_metrics_port=free_port(),
-                                kcm_port=free_port(), scheduler_port=free_port())
+        ports = free_ports(6)
+        self.ep = cpl.Endpoints(api_port=ports[0], etcd_port=ports[1], etcd_peer_port=ports[2],
+                                etcd_metrics_port=ports[3], kcm_port=ports[4],
+                                scheduler_port=ports[5])
         self.token = secrets.token_urlsafe(24)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -74,6 +95,27 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(self.kubeconfig_dict(token=token), sort_keys=False))
         path.chmod(0o600)
         return path
+
+    def get(self, path: str) -> int:
+        """HTTP status of an admin GET of ``path`` (stdlib only)."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        req = urllib.request.Request(self.url + path,
+                                     headers={"Authorization": f"Bearer {self.token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=5, context=ctx) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+
+    def wait_service_account(self, namespace: str, name: str = "default",
+                             timeout: float = 30.0) -> None:
+        """Wait until the controller manager made a namespace's ServiceAccount: until then
+        the ServiceAccount admission plugin refuses pods there (as on any cluster)."""
+        deadline = time.monotonic() + timeout
+        while self.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}") != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"serviceaccount {namespace}/{name} not created")
+            time.sleep(0.1)
 
     # -- lifecycle --------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str]) -> None:

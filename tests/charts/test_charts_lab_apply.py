@@ -6,27 +6,25 @@ with `slice/kubeapply.py` (server-side apply), CRDs first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from wgslice.lab.apiserver import run_in_thread
+from wgslice.lab.standalone import ControlPlane
 from wgslice.slice import charts, kubeapply
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[k8s.ApiClient]:
-    st = run_in_thread(cluster_name="charts", host="127.0.0.1", port=0)
-    try:
-        c = k8s_config.new_client_from_config(
-            config_file=str(st.server.write_kubeconfig(tmp_path / "kubeconfig")))
-        yield c
-        c.close()
-    finally:
-        st.stop()
+def cluster(tmp_path: Path, control_plane: Callable[..., ControlPlane]
+            ) -> Iterator[k8s.ApiClient]:
+    st = control_plane("charts")
+    c = k8s_config.new_client_from_config(
+        config_file=str(st.write_kubeconfig(tmp_path / "kubeconfig")))
+    yield c
+    c.close()
 
 
 def test_hub_and_member_side_apply_to_the_lab_hub(cluster: k8s.ApiClient) -> None:

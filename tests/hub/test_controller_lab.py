@@ -23,7 +23,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
 
-from wgslice.lab.apiserver import ServerThread, run_in_thread
+from wgslice.lab.standalone import ControlPlane
 from wgslice.slice.defaults import CRD_DIR
 from wgslice.slice.status import MEMBER_FINALIZER
 
@@ -47,15 +47,15 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerThread, Path]]:
-    st = run_in_thread(cluster_name="hub", host="127.0.0.1", port=0)
-    kubeconfig = st.server.write_kubeconfig(tmp_path_factory.mktemp("hub") / "kubeconfig")
-    yield st, kubeconfig
-    st.stop()
+def hub(module_control_plane: Callable[..., ControlPlane],
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlane, Path]]:
+    cp = module_control_plane("hub")
+    kubeconfig = cp.write_kubeconfig(tmp_path_factory.mktemp("hub") / "kubeconfig")
+    yield cp, kubeconfig
 
 
 @pytest.fixture(scope="module")
-def api(hub: tuple[ServerThread, Path]) -> Iterator[k8s.ApiClient]:
+def api(hub: tuple[ControlPlane, Path]) -> Iterator[k8s.ApiClient]:
     c = k8s_config.new_client_from_config(config_file=str(hub[1]))
     ext = k8s.ApiextensionsV1Api(c)
     for f in sorted(CRD_DIR.glob("*.yaml")):
@@ -107,7 +107,7 @@ class Controller:
 
 @pytest.fixture()
 def controllers(
-    hub: tuple[ServerThread, Path], tmp_path: Path
+    hub: tuple[ControlPlane, Path], tmp_path: Path
 ) -> Iterator[Callable[[str], Controller]]:
     started: list[Controller] = []
 

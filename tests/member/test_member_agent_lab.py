@@ -8,7 +8,8 @@ nothing in the member, and that deletion tears the gateway down before releasing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from wgslice.lab.apiserver import ServerThread, run_in_thread
+from wgslice.lab.standalone import ControlPlane
 from wgslice.slice.crds import CRD_DIR
 from wgslice.slice.member.agent import MemberAgent
 from wgslice.slice.status import MEMBER_FINALIZER
@@ -26,15 +27,16 @@ G, V = "wgslice.io", "v1alpha1"
 pytestmark = pytest.mark.slow
 
 
-def connect(st: ServerThread, path: Path) -> k8s.ApiClient:
-    st.server.write_kubeconfig(path)
+def connect(st: ControlPlane, path: Path) -> k8s.ApiClient:
+    st.write_kubeconfig(path)
     return k8s_config.new_client_from_config(config_file=str(path))
 
 
 @pytest.fixture()
-def clusters(tmp_path: Path) -> Iterator[tuple[ServerThread, k8s.ApiClient, k8s.ApiClient]]:
-    hub_st = run_in_thread(cluster_name="hub", host="127.0.0.1", port=0)
-    member_st = run_in_thread(cluster_name="east", host="127.0.0.1", port=0)
+def clusters(tmp_path: Path, control_plane: Callable[..., ControlPlane]
+             ) -> Iterator[tuple[ControlPlane, k8s.ApiClient, k8s.ApiClient]]:
+    hub_st = control_plane("hub")
+    member_st = control_plane("east")
     hub = connect(hub_st, tmp_path / "hub")
     member = connect(member_st, tmp_path / "east")
     ext = k8s.ApiextensionsV1Api(hub)
@@ -63,8 +65,6 @@ def clusters(tmp_path: Path) -> Iterator[tuple[ServerThread, k8s.ApiClient, k8s.
     yield hub_st, hub, member
     for c in (hub, member):
         c.close()
-    for st in (hub_st, member_st):
-        st.stop()
 
 
 def hub_setup(hub: k8s.ApiClient) -> k8s.CustomObjectsApi:
@@ -114,6 +114,18 @@ def hub_setup(hub: k8s.ApiClient) -> k8s.CustomObjectsApi:
     return co
 
 
+def wait_default_sa(core: k8s.CoreV1Api, namespace: str) -> None:
+    """The controller manager makes each namespace's default ServiceAccount shortly after
+    the namespace; until then admission refuses pods there."""
+    for _ in range(300):
+        try:
+            core.read_namespaced_service_account("default", namespace)
+            return
+        except k8s.ApiException:
+            time.sleep(0.1)
+    raise AssertionError(f"no default ServiceAccount in {namespace}")
+
+
 def cm_data(core: k8s.CoreV1Api, name: str) -> dict[str, Any]:
     cm = core.read_namespaced_config_map(name, "wgslice-system")
     return yaml.safe_load(next(iter(cm.data.values())))
@@ -124,6 +136,7 @@ def test_member_agent_round_trip(clusters) -> None:
     co = hub_setup(hub)
     core = k8s.CoreV1Api(member)
     core.create_namespace({"metadata": {"name": "shop"}})
+    wait_default_sa(core, "shop")
     core.create_namespaced_pod(
         "shop",
         {

@@ -7,7 +7,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from wgslice.slice.nodeagent.kube import attached_pods, config_docs, run
@@ -69,35 +68,34 @@ def _until(pred, timeout: float = 10.0) -> bool:
     return False
 
 
-def test_watch_loop_follows_configmaps_and_pods(tmp_path: Path):
-    apiserver = pytest.importorskip("wgslice.lab.apiserver")
+def test_watch_loop_follows_configmaps_and_pods(tmp_path: Path, control_plane):
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
 
-    with apiserver.serving(cluster_name="nodeagent", admin_token="t0k3n",
-                           bookmark_interval=0.3) as st:
-        kc = st.server.write_kubeconfig(tmp_path / "kc")
-        api = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(kc)))
-        for ns in ("wgslice-system", "red"):
-            api.create_namespace({"metadata": {"name": ns}})
-        rec, stop = Recorder(), threading.Event()
-        th = threading.Thread(target=run, args=("n0",), daemon=True,
-                              kwargs={"agent": rec, "core_api": api, "resync": 0.3,
-                                      "stop": stop})
-        th.start()
-        try:
-            assert _until(lambda: rec.calls), "never reconciled"
-            assert rec.calls[-1] == ([], [])
-            api.create_namespaced_config_map("wgslice-system", cm("wgslice-slice-red", DOC))
-            api.create_namespaced_pod("red", {
-                "metadata": {"name": "p", "annotations": {
-                    "wgslice.io/slice-address": "10.224.0.2"}},
-                "spec": {"nodeName": "n0", "containers": [{"name": "c", "image": "x"}]}})
-            assert _until(lambda: rec.calls[-1][0] == [DOC] and len(rec.calls[-1][1]) == 1)
-            assert rec.calls[-1][1][0].slice_address == "10.224.0.2"
-            api.delete_namespaced_config_map("wgslice-slice-red", "wgslice-system")
-            assert _until(lambda: rec.calls[-1][0] == [])
-        finally:
-            stop.set()
-            th.join(10)
-        assert not th.is_alive()
+    st = control_plane("nodeagent")
+    kc = st.write_kubeconfig(tmp_path / "kc")
+    api = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(kc)))
+    for ns in ("wgslice-system", "red"):
+        api.create_namespace({"metadata": {"name": ns}})
+    st.wait_service_account("red")
+    rec, stop = Recorder(), threading.Event()
+    th = threading.Thread(target=run, args=("n0",), daemon=True,
+                          kwargs={"agent": rec, "core_api": api, "resync": 0.3,
+                                  "stop": stop})
+    th.start()
+    try:
+        assert _until(lambda: rec.calls), "never reconciled"
+        assert rec.calls[-1] == ([], [])
+        api.create_namespaced_config_map("wgslice-system", cm("wgslice-slice-red", DOC))
+        api.create_namespaced_pod("red", {
+            "metadata": {"name": "p", "annotations": {
+                "wgslice.io/slice-address": "10.224.0.2"}},
+            "spec": {"nodeName": "n0", "containers": [{"name": "c", "image": "x"}]}})
+        assert _until(lambda: rec.calls[-1][0] == [DOC] and len(rec.calls[-1][1]) == 1)
+        assert rec.calls[-1][1][0].slice_address == "10.224.0.2"
+        api.delete_namespaced_config_map("wgslice-slice-red", "wgslice-system")
+        assert _until(lambda: rec.calls[-1][0] == [])
+    finally:
+        stop.set()
+        th.join(10)
+    assert not th.is_alive()
