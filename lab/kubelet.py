@@ -80,8 +80,12 @@ class PodRun:
 class Kubelet:
     def __init__(self, client: Client, plan: topo.LabPlan, cluster: topo.ClusterPlan,
                  node: topo.NodePlan, dirs: LabDirs, pods: Informer,
-                 ca_file: str | None) -> None:
+                 ca_file: str | None, annotator: Client | None = None) -> None:
         self.client = client
+        # NodeRestriction lets a kubelet write only its pods' status. Where a pod's sandbox
+        # is (what a node agent would ask the container runtime) is published as pod
+        # annotations with the lab's admin credential, the lab's stand-in for a CRI query.
+        self.annotator = annotator or client
         self.plan = plan
         self.cluster = cluster
         self.node = node
@@ -251,7 +255,7 @@ class Kubelet:
     async def _annotate(self, run: PodRun) -> None:
         """Say where the pod's netns (for node-level agents) and files (logs/<c>.log) are."""
         with contextlib.suppress(ApiError):
-            await self.client.patch(path_for("v1", "pods", run.namespace, run.name),
+            await self.annotator.patch(path_for("v1", "pods", run.namespace, run.name),
                                     {"metadata": {"annotations": {
                                         "wgslice.io/lab-netns": run.netns,
                                         "wgslice.io/lab-pod-dir": str(run.dir)}}})

@@ -173,12 +173,13 @@ async def amain(dirs: LabDirs, plan: topo.LabPlan, cluster: topo.ClusterPlan,
                       paths.log("kube-scheduler"))]
     for child in children[2:]:
         await child.start()
-    kubelets, clients, informers, apis = [], [], [], []
+    admin = Client(api, token=token, ca_file=ca_file)
+    kubelets, clients, informers, apis = [], [admin], [], []
     for node in cluster.nodes:
         client = Client(api, ca_file=ca_file,
                         cert=(str(pki.crt(f"node-{node.name}")), str(pki.key(f"node-{node.name}"))))
         pods = Informer(client, "v1", "pods", {"fieldSelector": f"spec.nodeName={node.name}"})
-        kubelet = Kubelet(client, plan, cluster, node, dirs, pods, ca_file)
+        kubelet = Kubelet(client, plan, cluster, node, dirs, pods, ca_file, annotator=admin)
         kctx = kubeletapi.ssl_context(pki.crt(f"kubelet-{node.name}"),
                                       pki.key(f"kubelet-{node.name}"), pki.ca_crt)
         apis.append(await kubeletapi.serve(kubelet.log_file, node.netns, node.ip,

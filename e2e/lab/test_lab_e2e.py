@@ -369,7 +369,14 @@ def test_up_restarts_a_dead_supervisor_and_pods_are_adopted(lab: Lab, echo: dict
         time.sleep(0.05)
     lab.up(members=2, nodes=2)  # restarts c1's supervisor only
     assert read_pid(lab.dirs.supervisor_pidfile("c1")) != pid
+    # The stored status still says Ready (nothing changed it while the kubelet was away):
+    # wait for the new kubelet's report of the restarted container.
+    deadline = time.monotonic() + 20
     after = lab.wait_ready("c1", "app=echo")[0]
+    while after["status"]["containerStatuses"][0]["restartCount"] < 1 and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = lab.wait_ready("c1", "app=echo")[0]
     assert after["metadata"]["uid"] == before["metadata"]["uid"]
     assert after["status"]["podIP"] == before["status"]["podIP"]
     assert after["status"]["containerStatuses"][0]["restartCount"] >= 1
