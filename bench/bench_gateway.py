@@ -119,7 +119,11 @@ def restart_to_traffic(lab: Lab) -> float:
     lab.stop(1, sig=signal.SIGKILL)
     t0 = time.monotonic()
     lab.start(1, wait=False)
-    lab.wait_ping(lab.ns("g2"), tunnel_ip(1), within=20)
+    try:
+        lab.wait_ping(lab.ns("g2"), tunnel_ip(1), within=20)
+    except AssertionError:
+        print(f"restart failed; gateway 1 log:\n{lab.log(1)[-3000:]}", file=sys.stderr)
+        raise
     took = time.monotonic() - t0
     deadline = time.monotonic() + 10
     while not (lab.gateways[1].dir / "ready").exists() and time.monotonic() < deadline:

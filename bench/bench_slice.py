@@ -430,9 +430,13 @@ def log_timeline(lab: Lab, wall0: float, limit: int = 6) -> list[str]:
                 text = lab.logs(cluster, "wgslice-system", p["metadata"]["name"])
             except Exception:
                 continue
-            n = 0
+            n, t = 0, 0.0
             for line in text.splitlines():
                 if not (mt := stamp.match(line)):
+                    # the last line of a traceback (why a component stopped) is worth a line
+                    if t >= wall0 and re.match(r"^[\w.]*(Error|Exception)\b", line):
+                        out.append((t - wall0, f"{cluster}/{p['metadata']['name'][:28]}: "
+                                               f"{line[:90]}"))
                     continue
                 t = datetime.datetime.strptime(mt[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
                 if t >= wall0 and n < limit and "WARNING" not in line:
