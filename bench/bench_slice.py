@@ -26,11 +26,18 @@ The watcher itself costs CPU on this 2-core machine (three polling threads every
 hub API, gateway UAPI sockets, `ip -n` per pod; a probe process per pod and round), so the
 figures are upper bounds.
 
-Throughput: iperf3, one TCP stream, ``--iperf`` seconds: pod -> pod across members on
-worker nodes (c1-node-2 -> c2-node-2) and on gateway nodes (c1-node-1 -> c2-node-1), and
-the bare figures between the two gateway nodes' namespaces over their WAN addresses
-(no WireGuard) and over the slice's gateway addresses (through WireGuard, the tunnel
-alone).
+The data path, same lab, slice up (``--repeat`` rounds, paths interleaved): iperf3 with one
+TCP stream and four (``--streams``), ``--iperf`` seconds each, pod -> pod across members on
+worker nodes (c1-node-2 -> c2-node-2: pod veth, VXLAN to the gateway node, WireGuard, VXLAN,
+pod veth) and on gateway nodes (c1-node-1 -> c2-node-1), and the bare figures between the
+two gateway nodes' namespaces over the slice's gateway addresses (through WireGuard, the
+tunnel alone) and over their WAN addresses (direct, no tunnel). Per path: Gbit/s, CPU
+seconds per transferred GB (bench/pathmeter.py), RTT p50/p99 idle and under a one-stream
+load (200 / 100 ICMP echoes 10 ms apart), and the offloads of the devices on the way.
+Targets: pod -> pod >= 0.9x gateway -> gateway from worker nodes and from gateway nodes;
+RTT added over direct <= 0.2 ms (p50, idle).
+
+    sudo flock /tmp/wgslice-e2e.lock .venv/bin/python bench/bench_slice.py --members 3
 """
 
 from __future__ import annotations
@@ -49,9 +56,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pathmeter import CpuMeter, Sample, fmt, loadavg, median, percentile, run_iperf
+
 from wgslice.lab import Lab, demo
 
 ROOT = Path(__file__).resolve().parent.parent
+PING = str(ROOT / "e2e" / "gateway" / "gw_ping.py")
 POD_TOOL = str(ROOT / "e2e" / "mission" / "mis_pod.py")
 G, V = "wgslice.io", "v1alpha1"
 ADDRESS = "wgslice.io/slice-address"
@@ -224,35 +236,134 @@ def all_pairs(lab: Lab, members: list[str], pods: list[dict[str, Any]], t0: floa
     return time.monotonic() - t0, total
 
 
-def iperf(lab: Lab, server_ns: str, client_ns: str, addr: str, seconds: int,
-          bind: str | None = None, repeat: int = 3) -> list[float]:
-    """One TCP stream, ``repeat`` times; Mbit/s received of each (sorted)."""
-    return sorted(iperf_once(server_ns, client_ns, addr, seconds, bind)
-                  for _ in range(repeat))
+def iperf_sample(server_ns: str, client_ns: str, addr: str, seconds: int, streams: int,
+                 meter_ns: list[str], bind: str | None = None,
+                 during: Any = None) -> tuple[Sample, Any]:
+    """*streams* TCP streams client -> server; Gbit/s and CPU (see bench/pathmeter.py)."""
+    cmd = ["ip", "netns", "exec", client_ns, "iperf3", "-c", addr, "-p", "5299", "-t",
+           str(seconds), "-P", str(streams), "-J", "--connect-timeout", "3000"]
+    if bind:
+        cmd += ["-B", bind]
+    return run_iperf(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", "5299"],
+                     cmd, CpuMeter(meter_ns, comms={"wireguard-go"}), seconds, during=during)
 
 
-def iperf_once(server_ns: str, client_ns: str, addr: str, seconds: int,
-               bind: str | None = None) -> float:
-    """One TCP stream; Mbit/s received (iperf3 JSON, end.sum_received)."""
-    srv = subprocess.Popen(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", "5299"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        time.sleep(0.5)
-        cmd = ["ip", "netns", "exec", client_ns, "iperf3", "-c", addr, "-p", "5299", "-t",
-               str(seconds), "-J"]
-        if bind:
-            cmd += ["-B", bind]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
-        data = json.loads(res.stdout or "{}")
-        if "error" in data or "end" not in data:
-            raise RuntimeError(f"iperf3 {client_ns} -> {addr}: {data.get('error') or res.stderr}")
-        return data["end"]["sum_received"]["bits_per_second"] / 1e6
-    finally:
-        srv.kill()
-        srv.wait(5)
+def ping_rtts(ns: str, addr: str, count: int) -> list[float]:
+    out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, PING, addr, "--count",
+                          str(count), "--interval", "0.01", "--timeout", "1"],
+                         capture_output=True, text=True, timeout=count * 1.1 + 20).stdout
+    return [float(x) for x in out.split() if x[:1].isdigit()]
 
 
-def one(n: int, nodes: int, seconds: int, port_base: int) -> dict[str, Any]:
+def offloads(ns: str, ifname: str) -> str:
+    """Segmentation/GRO features of a device (ethtool -k), short."""
+    res = subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-k", ifname],
+                         capture_output=True, text=True, check=False)
+    if res.returncode:
+        return "?"
+    got = {k.strip(): v.split()[0] for k, _, v in
+           (line.partition(":") for line in res.stdout.splitlines()) if v.strip()}
+    short = {"tx-tcp-segmentation": "tso", "tx-udp-segmentation": "usso",
+             "tx-udp_tnl-segmentation": "tnl-gso", "generic-receive-offload": "gro",
+             "rx-udp-gro-forwarding": "udp-gro-fwd"}
+    return " ".join(f"{v}={got.get(k, '?')}" for k, v in short.items())
+
+
+def data_path(lab: Lab, plan: Any, members: list[str], seconds: int, streams: list[int],
+              repeat: int) -> dict[str, Any]:
+    """Throughput, CPU per GB and RTT of the slice path and its baselines (see module doc)."""
+    pods = workload_pods(lab, members)
+    pod = {(p["cluster"], p["node"].rsplit("-", 1)[1]): p for p in pods}
+    c1, c2 = plan.cluster("c1"), plan.cluster("c2")
+    g1, g2 = c1.node("c1-node-1"), c2.node("c2-node-1")
+    w1, w2 = c1.node("c1-node-2"), c2.node("c2-node-2")
+    ga1, ga2 = gateway_address(lab, "c1"), gateway_address(lab, "c2")
+    nodes = [g1.netns, g2.netns, w1.netns, w2.netns]
+    # name -> (server ns, client ns, address, bind)
+    paths = {
+        "pod->pod worker nodes": (pod["c2", "2"]["netns"], pod["c1", "2"]["netns"],
+                                  pod["c2", "2"]["address"], None),
+        "pod->pod gateway nodes": (pod["c2", "1"]["netns"], pod["c1", "1"]["netns"],
+                                   pod["c2", "1"]["address"], None),
+        "gateway->gateway WireGuard": (g2.netns, g1.netns, ga2, ga1),
+        "gateway->gateway direct": (g2.netns, g1.netns, str(c2.gateways[0].wan_ip), None),
+    }
+    runs: dict[str, list[Sample]] = {f"{name}|{n}": [] for name in paths for n in streams}
+    names = list(paths)
+    loads = [loadavg()]
+    for i in range(repeat):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            srv, cli, addr, bind = paths[name]
+            for n in streams:
+                runs[f"{name}|{n}"].append(
+                    iperf_sample(srv, cli, addr, seconds, n, [*nodes, srv, cli], bind)[0])
+        loads.append(loadavg())
+    rtt: dict[str, dict[str, list[float]]] = {}
+    for name, (srv, cli, addr, bind) in paths.items():
+        idle = ping_rtts(cli, addr, 200)
+
+        def during(cli: str = cli, addr: str = addr) -> list[float]:
+            time.sleep(0.5)
+            return ping_rtts(cli, addr, 100)
+
+        loaded = iperf_sample(srv, cli, addr, max(seconds, 3), 1, nodes, bind, during)[1]
+        rtt[name] = {"idle": idle, "loaded": loaded or []}
+    loads.append(loadavg())
+    devices = {}
+    for label, ns in (("c1 worker node", w1.netns), ("c1 gateway node", g1.netns)):
+        links = subprocess.run(["ip", "-n", ns, "-o", "link", "show"], capture_output=True,
+                               text=True).stdout
+        for line in links.splitlines():
+            name = line.split(":")[1].strip().split("@")[0]
+            if name != "lo":
+                devices[f"{label} {name}"] = offloads(ns, name)
+    devices["c1 worker pod slice0"] = offloads(pod["c1", "2"]["netns"], "slice0")
+    return {"runs": runs, "rtt": rtt, "loads": loads, "devices": devices}
+
+
+def print_data_path(r: dict[str, Any], streams: list[int]) -> None:
+    d = r["data path"]
+    print(f"\ndata path, {r['members']} members (load average {' -> '.join(d['loads'])}):")
+    print(f"  {'path':<28}{'streams':>7}{'Gbit/s med':>11}  {'min..max':<14}{'CPU s/GB':>9}"
+          f"{'cores':>7}")
+    for key, samples in d["runs"].items():
+        name, n = key.split("|")
+        ok = [x for x in samples if x.ok]
+        g = [x.gbps for x in ok]
+        rng = f"{fmt(min(g))}..{fmt(max(g))}" if g else "failed"
+        cores = median([x.path_cpu / x.seconds for x in ok if x.seconds])
+        print(f"  {name:<28}{n:>7}{fmt(median(g)):>11}  {rng:<14}"
+              f"{fmt(median([x.cpu_per_gb for x in ok]), '.2f'):>9}{fmt(cores, '.2f'):>7}")
+        for err in sorted({x.error for x in samples if x.error}):
+            print(f"  {'':<28}  failed: {err[:120]}")
+    print(f"  {'RTT ms':<28}{'idle p50':>9}{'p99':>8}{'loaded p50':>12}{'p99':>8}")
+    for name, v in d["rtt"].items():
+        print(f"  {name:<28}{fmt(percentile(v['idle'], 50)):>9}{fmt(percentile(v['idle'], 99)):>8}"
+              f"{fmt(percentile(v['loaded'], 50)):>12}{fmt(percentile(v['loaded'], 99)):>8}")
+
+    def med(name: str, n: int) -> float:
+        return median([x.gbps for x in d["runs"][f"{name}|{n}"]])
+
+    for n in streams:
+        base = med("gateway->gateway WireGuard", n)
+        for name in ("pod->pod worker nodes", "pod->pod gateway nodes"):
+            ratio = med(name, n) / base
+            verdict = "met" if ratio == ratio and ratio >= 0.9 else "MISSED"
+            print(f"  ratio {name} / gateway->gateway WireGuard, {n} stream(s): "
+                  f"{fmt(ratio, '.2f')}x (target >= 0.9x: {verdict})")
+    direct = percentile(d["rtt"]["gateway->gateway direct"]["idle"], 50)
+    for name in ("gateway->gateway WireGuard", "pod->pod gateway nodes", "pod->pod worker nodes"):
+        added = percentile(d["rtt"][name]["idle"], 50) - direct
+        print(f"  RTT added over direct, p50 idle, {name}: {fmt(added)} ms"
+              + (f" (target <= 0.2 ms: {'met' if added <= 0.2 else 'MISSED'})"
+                 if name.startswith("pod") else ""))
+    print("  offloads on the way (ethtool -k):")
+    for dev, feats in d["devices"].items():
+        print(f"    {dev:<36} {feats}")
+
+
+def one(n: int, nodes: int, seconds: int, port_base: int, streams: list[int],
+        repeat: int) -> dict[str, Any]:
     members = [f"c{i}" for i in range(1, n + 1)]
     with tempfile.TemporaryDirectory(prefix="wgslice-bench-slice-") as tmp:
         lab = Lab(state_dir=f"{tmp}/state", prefix="wgsbslc-", port_base=port_base)
@@ -297,25 +408,7 @@ def one(n: int, nodes: int, seconds: int, port_base: int) -> dict[str, Any]:
             result.update({k: round(watch.at[k], 2) for k in MILESTONES if k in watch.at})
             result["watch read s"] = {k: round(v, 2) for k, v in watch.resolution.items()}
             result["log timeline"] = log_timeline(lab, wall0)
-            # throughput: same lab, slice up
-            pods = workload_pods(lab, members)
-            pod = {(p["cluster"], p["node"].rsplit("-", 1)[1]): p for p in pods}
-            c1, c2 = plan.cluster("c1"), plan.cluster("c2")
-            g1, g2 = c1.node("c1-node-1"), c2.node("c2-node-1")
-            tput = {
-                "pod->pod worker nodes": iperf(lab, pod["c2", "2"]["netns"],
-                                               pod["c1", "2"]["netns"],
-                                               pod["c2", "2"]["address"], seconds),
-                "pod->pod gateway nodes": iperf(lab, pod["c2", "1"]["netns"],
-                                                pod["c1", "1"]["netns"],
-                                                pod["c2", "1"]["address"], seconds),
-                "gateway->gateway over WireGuard": iperf(
-                    lab, g2.netns, g1.netns, gateway_address(lab, "c2"), seconds,
-                    bind=gateway_address(lab, "c1")),
-                "gateway->gateway WAN (no tunnel)": iperf(lab, g2.netns, g1.netns,
-                                                          str(c2.gateways[0].wan_ip), seconds),
-            }
-            result["throughput Mbit/s"] = {k: [round(x) for x in v] for k, v in tput.items()}
+            result["data path"] = data_path(lab, plan, members, seconds, streams, repeat)
             return result
         finally:
             lab.down()
@@ -337,9 +430,13 @@ def log_timeline(lab: Lab, wall0: float, limit: int = 6) -> list[str]:
                 text = lab.logs(cluster, "wgslice-system", p["metadata"]["name"])
             except Exception:
                 continue
-            n = 0
+            n, t = 0, 0.0
             for line in text.splitlines():
                 if not (mt := stamp.match(line)):
+                    # the last line of a traceback (why a component stopped) is worth a line
+                    if t >= wall0 and re.match(r"^[\w.]*(Error|Exception)\b", line):
+                        out.append((t - wall0, f"{cluster}/{p['metadata']['name'][:28]}: "
+                                               f"{line[:90]}"))
                     continue
                 t = datetime.datetime.strptime(mt[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
                 if t >= wall0 and n < limit and "WARNING" not in line:
@@ -361,14 +458,17 @@ def main() -> int:
     ap.add_argument("--members", type=int, nargs="+", default=[3, 6])
     ap.add_argument("--nodes", type=int, default=2)
     ap.add_argument("--iperf", type=int, default=3, help="iperf3 seconds per measurement")
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of the data-path paths")
     ap.add_argument("--port-base", type=int, default=22443)
     args = ap.parse_args()
     results = []
     for n in args.members:
         print(f"==> {n} members x {args.nodes} nodes", file=sys.stderr, flush=True)
-        r = one(n, args.nodes, args.iperf, args.port_base)
+        r = one(n, args.nodes, args.iperf, args.port_base, args.streams, args.repeat)
         results.append(r)
-        print(json.dumps({k: v for k, v in r.items() if k != "log timeline"}), flush=True)
+        print(json.dumps({k: v for k, v in r.items() if k not in ("log timeline", "data path")}),
+              flush=True)
     print("\nseconds after `kubectl apply` (first moment it held for every member/pod):")
     cols = ["members", "pairs", *MILESTONES]
     print(" | ".join(f"{c:>12}" for c in cols))
@@ -379,11 +479,8 @@ def main() -> int:
               "hub controller, c1's member agent and c1's gateway):")
         for line in r["log timeline"]:
             print(f"  {line}")
-    print("\nthroughput, one TCP stream, Mbit/s (median of 3; min..max):")
     for r in results:
-        print(f"  {r['members']} members (load average {r['load average at apply']}):")
-        for k, v in r["throughput Mbit/s"].items():
-            print(f"    {k:34} {v[len(v) // 2]:>6}  ({v[0]}..{v[-1]})")
+        print_data_path(r, args.streams)
     return 0
 
 

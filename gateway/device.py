@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +33,14 @@ from wgslice.gateway.keys import PrivateKey
 log = logging.getLogger(__name__)
 
 KERNEL, USERSPACE = "kernel", "wireguard-go"
+
+#: Explicit wireguard-go binary (also `wgslice gateway run --wireguard-go PATH`).
+ENV_BINARY = "WGSLICE_WIREGUARD_GO"
+#: Root of the per-machine upstream build cache written by scripts/build-upstream.sh.
+ENV_UPSTREAM = "WGSLICE_UPSTREAM"
+DEFAULT_UPSTREAM = "/var/cache/wgslice/upstream"
+#: First upstream release with vectorized I/O and TUN/UDP GSO/GRO (0.0.20250522 fixes GRO).
+FAST_SINCE = (0, 0, 20250515)
 
 
 class DeviceError(RuntimeError):
@@ -57,6 +66,7 @@ class DeviceSnapshot:
 
 class Device(Protocol):
     implementation: str
+    version: str  # "v0.0.20250522" (wireguard-go) or "linux 6.18" (kernel)
     ifname: str
 
     def set_interface(self, private_key: PrivateKey | None, listen_port: int | None) -> None: ...
@@ -96,6 +106,70 @@ def _snapshot(config) -> DeviceSnapshot:
 # ------------------------------------------------------------------------ wireguard-go
 
 
+@dataclass(frozen=True)
+class Binary:
+    """The wireguard-go program the gateway runs, where it came from, and its version."""
+
+    path: str
+    source: str  # "--wireguard-go", "$WGSLICE_WIREGUARD_GO", "upstream cache", "PATH"
+    version: str = ""  # "v0.0.20250522" as the program reports it; "" if unknown
+
+    @property
+    def fast(self) -> bool:
+        """Whether this release has vectorized I/O and TUN/UDP segmentation offloads."""
+        v = parse_version(self.version)
+        return v is not None and v >= FAST_SINCE
+
+    def describe(self) -> str:
+        return f"wireguard-go {self.version or '(version unknown)'} ({self.path}, {self.source})"
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """``wireguard-go v0.0.20250522`` (or just ``v0.0.20250522``) -> (0, 0, 20250522)."""
+    m = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
+    return (int(m[1]), int(m[2]), int(m[3])) if m else None
+
+
+def binary_version(path: str) -> str:
+    """What ``wireguard-go --version`` prints as its version (first line), "" on failure."""
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5,
+                             check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    m = re.search(r"wireguard-go (v\S+)", out)
+    return m[1] if m else ""
+
+
+def find_wireguard_go(explicit: str | None = None, *,
+                      env: dict[str, str] | None = None) -> Binary:
+    """The wireguard-go to run, in order: *explicit* (``--wireguard-go``), then
+    ``$WGSLICE_WIREGUARD_GO``, then the pinned upstream build
+    (``$WGSLICE_UPSTREAM``/bin/wireguard-go, default /var/cache/wgslice/upstream, made by
+    scripts/build-upstream.sh), then ``wireguard-go`` on PATH (Debian's 2022 build here: it
+    works, slowly, and a warning says so). An explicit choice that is not an executable file
+    is an error, never silently replaced."""
+    env = os.environ if env is None else env
+    for value, source in ((explicit, "--wireguard-go"), (env.get(ENV_BINARY), f"${ENV_BINARY}")):
+        if value:
+            if not (os.path.isfile(value) and os.access(value, os.X_OK)):
+                raise DeviceError(f"{source} names {value!r}, which is not an executable file")
+            return Binary(os.path.abspath(value), source, binary_version(value))
+    tried = []
+    cache = os.path.join(env.get(ENV_UPSTREAM) or DEFAULT_UPSTREAM, "bin", "wireguard-go")
+    tried.append(cache)
+    if os.path.isfile(cache) and os.access(cache, os.X_OK):
+        return Binary(os.path.realpath(cache), "upstream cache", binary_version(cache))
+    found = shutil.which("wireguard-go", path=env.get("PATH"))
+    tried.append("wireguard-go on PATH")
+    if found:
+        return Binary(found, "PATH", binary_version(found))
+    raise DeviceError(
+        "no kernel WireGuard and no wireguard-go: tried " + ", ".join(tried)
+        + f"; build the pinned one with `bash scripts/build-upstream.sh wireguard-go` "
+        f"(or scripts/setup.sh), or name one with --wireguard-go / ${ENV_BINARY}")
+
+
 def _set_pdeathsig() -> None:  # runs in the child between fork and exec
     """Die with the gateway: a SIGKILLed gateway must not leave wireguard-go behind."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -132,7 +206,8 @@ class UserspaceDevice:
 
     implementation = USERSPACE
 
-    def __init__(self, ifname: str, run_dir: Path, *, start_timeout: float = 5.0) -> None:
+    def __init__(self, ifname: str, run_dir: Path, *, start_timeout: float = 5.0,
+                 binary: Binary | None = None) -> None:
         self.ifname = ifname
         self.run_dir = run_dir
         self.sock = run_dir / f"{ifname}.sock"
@@ -140,9 +215,8 @@ class UserspaceDevice:
         with contextlib.suppress(FileNotFoundError):
             self.sock.unlink()
         _wait_link_gone(ifname, 2.0, delete=True)
-        binary = shutil.which("wireguard-go")
-        if not binary:
-            raise DeviceError("no kernel WireGuard and no wireguard-go binary on PATH")
+        self.binary = binary or find_wireguard_go()
+        self.version = self.binary.version
         env = dict(os.environ, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1")
         env.setdefault("LOG_LEVEL", "error")
         script = (
@@ -150,7 +224,7 @@ class UserspaceDevice:
             '&& exec "$1" -f "$2"'
         )
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
-               str(run_dir), binary, ifname]
+               str(run_dir), self.binary.path, ifname]
         # The child must be created by a thread that lives as long as the gateway (the
         # death signal fires when the creating *thread* exits): the gateway's main loop.
         # Own session: signals sent to the gateway's process group (a terminal's Ctrl-C, a
@@ -244,6 +318,7 @@ class KernelDevice:
         from pyroute2 import IPRoute, NetlinkError
 
         self.ifname = ifname
+        self.version = f"linux {os.uname().release}"
         with IPRoute() as ipr:
             try:
                 if not ipr.link_lookup(ifname=ifname):
@@ -290,8 +365,10 @@ class KernelDevice:
             ipr.link("del", ifname=self.ifname)
 
 
-def open_device(ifname: str, implementation: str, run_dir: Path) -> Device:
-    """Kernel WireGuard when the kernel has it (or when asked), else wireguard-go."""
+def open_device(ifname: str, implementation: str, run_dir: Path, *,
+                wireguard_go: str | None = None) -> Device:
+    """Kernel WireGuard when the kernel has it (or when asked), else wireguard-go
+    (`find_wireguard_go` picks which one)."""
     if implementation in ("auto", KERNEL):
         try:
             return KernelDevice(ifname)
@@ -299,4 +376,9 @@ def open_device(ifname: str, implementation: str, run_dir: Path) -> Device:
             if implementation == KERNEL:
                 raise
             log.info("%s; using wireguard-go", exc)
-    return UserspaceDevice(ifname, run_dir)
+    binary = find_wireguard_go(wireguard_go)
+    if not binary.fast:
+        log.warning("%s predates vectorized I/O and TUN/UDP offloads (upstream 0.0.20250515):"
+                    " several times slower; build the pinned one with "
+                    "`bash scripts/build-upstream.sh wireguard-go`", binary.describe())
+    return UserspaceDevice(ifname, run_dir, binary=binary)

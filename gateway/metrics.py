@@ -29,6 +29,7 @@ class GatewayCollector(Collector):
         info = InfoMetricFamily("wgslice_gateway", "The gateway's identity and interface.",
                                 labels=["slice", "cluster"])
         info.add_metric(base, {"interface": s.interface, "implementation": s.implementation,
+                               "version": s.implementation_version,
                                "public_key": s.public_key, "listen_port": str(s.listen_port)})
         yield info
         mtu = GaugeMetricFamily("wgslice_gateway_mtu_bytes", "Interface MTU.",

@@ -40,6 +40,7 @@ class RunOptions:
     key_file: Path | None = None
     key_secret: str | None = None  # "namespace/name"
     implementation: str = "auto"
+    wireguard_go: str | None = None  # explicit binary; else $WGSLICE_WIREGUARD_GO, cache, PATH
     run_dir: Path = Path("/run/wgslice/gateway")
     rotate_every: float = 0.0
     poll: float = 0.5
@@ -79,7 +80,7 @@ def run(opts: RunOptions) -> int:
     mtime = _mtime(opts.config)
     cfg = load_config(opts.config)  # a bad first config is a startup error
     gateway = Gateway(key_store(opts), implementation=opts.implementation,
-                      run_dir=opts.run_dir)
+                      run_dir=opts.run_dir, wireguard_go=opts.wireguard_go)
     # Signal handlers only set plain flags (taking a lock in a handler can deadlock the
     # main thread); the wakeup fd and the gRPC thread wake the loop through a socketpair,
     # so a SIGHUP reload or a requested rotation happens at once, not at the next poll.

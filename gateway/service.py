@@ -52,6 +52,7 @@ class GatewayStatus:
     member: str = ""
     interface: str = ""
     implementation: str = ""
+    implementation_version: str = ""  # "v0.0.20250522" / "linux 6.18"
     public_key: str = ""
     listen_port: int = 0
     mtu: int = 0
@@ -73,9 +74,11 @@ class GatewayStatus:
 
 class Gateway:
     def __init__(self, key_store: KeyStore, *, implementation: str = "auto",
-                 run_dir: Path = Path("/run/wgslice/gateway")) -> None:
+                 run_dir: Path = Path("/run/wgslice/gateway"),
+                 wireguard_go: str | None = None) -> None:
         self.key_store = key_store
         self.implementation_pref = implementation
+        self.wireguard_go = wireguard_go
         self.run_dir = run_dir
         self.key, created = load_or_create(key_store)
         log.info("%s key %s (public %s)", "created" if created else "loaded",
@@ -138,7 +141,8 @@ class Gateway:
 
         # Per (member, slice): two members' gateways of one slice may share a host (the lab).
         dev = open_device(cfg.ifname, self.implementation_pref,
-                          self.run_dir / f"{cfg.member}.{cfg.ifname}")
+                          self.run_dir / f"{cfg.member}.{cfg.ifname}",
+                          wireguard_go=self.wireguard_go)
         self.device = dev
         dev.set_interface(self.key, cfg.listen_port)
         now = time.time()
@@ -155,7 +159,10 @@ class Gateway:
         addr = str(cfg.address)
         self._responder = EchoResponder(addr, cfg.probe_port)
         self._prober = Prober(addr, self._on_probe)
-        log.info("%s up (%s), mtu %d, %d peers", cfg.ifname, dev.implementation, self.mtu,
+        binary = getattr(dev, "binary", None)
+        log.info("%s up (%s %s%s), mtu %d, %d peers", cfg.ifname, dev.implementation,
+                 getattr(dev, "version", "") or "version unknown",
+                 f", {binary.path} from {binary.source}" if binary else "", self.mtu,
                  sum(1 for p in cfg.peers if p.public_key))
 
     def _update(self, old: GatewayConfig | None, cfg: GatewayConfig) -> None:
@@ -269,6 +276,7 @@ class Gateway:
             slice=cfg.slice if cfg else "", member=cfg.member if cfg else "",
             interface=cfg.ifname if cfg else "",
             implementation=self.device.implementation if self.device else "",
+            implementation_version=getattr(self.device, "version", "") if self.device else "",
             public_key=self.key.public_key, listen_port=snap.listen_port or (
                 cfg.listen_port if cfg else 0),
             mtu=self.mtu, mss=self.mss,

@@ -27,7 +27,8 @@ _STATES = {"connecting": pb.PEER_STATE_CONNECTING, "connected": pb.PEER_STATE_CO
 def to_proto(s: GatewayStatus) -> pb.GatewayStatus:
     msg = pb.GatewayStatus(
         slice=s.slice, cluster=s.member, interface=s.interface,
-        implementation=s.implementation, public_key=s.public_key, listen_port=s.listen_port,
+        implementation=s.implementation, implementation_version=s.implementation_version,
+        public_key=s.public_key, listen_port=s.listen_port,
         mtu=s.mtu, mss=s.mss, tunnel_address=s.tunnel_address, table=s.table,
         config_error=s.config_error, generation=s.generation,
         key_rotated_at=s.key_rotated_at, updated_at=s.updated_at)

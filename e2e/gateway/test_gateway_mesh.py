@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from gw_netlab import pod_ip, sh, subnet, tunnel_ip
 
+from wgslice.gateway.device import find_wireguard_go
 from wgslice.proto.gateway.v1alpha1 import status_pb2 as pb
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -45,6 +46,9 @@ def test_mesh_passes_traffic_and_reports_connected(mesh):
         wait_for(lambda n=n: all_connected(mesh, n), 8, what=f"g{n} peers connected")
     st = mesh.status(1)
     assert st.implementation == "wireguard-go" and st.mtu == 1440 and st.mss == 1400
+    # the wireguard-go the gateway picks (the pinned upstream build where it exists), and
+    # the version it reports is the one that program prints
+    assert st.implementation_version == find_wireguard_go().version != ""
     assert st.public_key == mesh.gateways[1].public_key
     peer = next(p for p in st.peers if p.cluster == "m2")
     assert list(peer.allowed_ips) == [subnet(2)]  # exactly the peer's slice subnet

@@ -51,7 +51,7 @@ class FakeDevice:
 def gateway(tmp_path, monkeypatch):
     devices: list[FakeDevice] = []
 
-    def open_device(ifname, implementation, run_dir):
+    def open_device(ifname, implementation, run_dir, **_kw):
         devices.append(FakeDevice(ifname))
         return devices[-1]
 

@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keys.add_argument("--key-secret", help="member Secret NAMESPACE/NAME holding the key")
     run.add_argument("--implementation", choices=["auto", "kernel", "wireguard-go"], default="auto")
     run.add_argument(
+        "--wireguard-go",
+        metavar="PATH",
+        help="wireguard-go binary (default: $WGSLICE_WIREGUARD_GO, then the pinned upstream "
+        "build in $WGSLICE_UPSTREAM/bin or /var/cache/wgslice/upstream/bin, then PATH)",
+    )
+    run.add_argument(
         "--run-dir",
         type=Path,
         default=Path("/run/wgslice/gateway"),
@@ -96,6 +102,7 @@ def _run(args: argparse.Namespace) -> int:
             key_file=args.key_file,
             key_secret=args.key_secret,
             implementation=args.implementation,
+            wireguard_go=args.wireguard_go,
             run_dir=args.run_dir,
             rotate_every=args.rotate_every,
             poll=args.poll,

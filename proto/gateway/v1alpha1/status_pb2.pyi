@@ -67,7 +67,7 @@ class PeerStatus(_message.Message):
     def __init__(self, cluster: _Optional[str] = ..., public_key: _Optional[str] = ..., endpoint: _Optional[str] = ..., allowed_ips: _Optional[_Iterable[str]] = ..., latest_handshake: _Optional[float] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., rx_bytes_per_second: _Optional[float] = ..., tx_bytes_per_second: _Optional[float] = ..., rtt: _Optional[_Union[Rtt, _Mapping]] = ..., loss: _Optional[float] = ..., probes_sent: _Optional[int] = ..., probes_lost: _Optional[int] = ..., state: _Optional[_Union[PeerState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GatewayStatus(_message.Message):
-    __slots__ = ("slice", "cluster", "interface", "implementation", "public_key", "listen_port", "mtu", "mss", "tunnel_address", "table", "config_error", "generation", "key_rotated_at", "updated_at", "peers")
+    __slots__ = ("slice", "cluster", "interface", "implementation", "public_key", "listen_port", "mtu", "mss", "tunnel_address", "table", "config_error", "generation", "key_rotated_at", "updated_at", "peers", "implementation_version")
     SLICE_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     INTERFACE_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +83,7 @@ class GatewayStatus(_message.Message):
     KEY_ROTATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
+    IMPLEMENTATION_VERSION_FIELD_NUMBER: _ClassVar[int]
     slice: str
     cluster: str
     interface: str
@@ -98,7 +99,8 @@ class GatewayStatus(_message.Message):
     key_rotated_at: float
     updated_at: float
     peers: _containers.RepeatedCompositeFieldContainer[PeerStatus]
-    def __init__(self, slice: _Optional[str] = ..., cluster: _Optional[str] = ..., interface: _Optional[str] = ..., implementation: _Optional[str] = ..., public_key: _Optional[str] = ..., listen_port: _Optional[int] = ..., mtu: _Optional[int] = ..., mss: _Optional[int] = ..., tunnel_address: _Optional[str] = ..., table: _Optional[int] = ..., config_error: _Optional[str] = ..., generation: _Optional[int] = ..., key_rotated_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ...) -> None: ...
+    implementation_version: str
+    def __init__(self, slice: _Optional[str] = ..., cluster: _Optional[str] = ..., interface: _Optional[str] = ..., implementation: _Optional[str] = ..., public_key: _Optional[str] = ..., listen_port: _Optional[int] = ..., mtu: _Optional[int] = ..., mss: _Optional[int] = ..., tunnel_address: _Optional[str] = ..., table: _Optional[int] = ..., config_error: _Optional[str] = ..., generation: _Optional[int] = ..., key_rotated_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., peers: _Optional[_Iterable[_Union[PeerStatus, _Mapping]]] = ..., implementation_version: _Optional[str] = ...) -> None: ...
 
 class GetStatusRequest(_message.Message):
     __slots__ = ()
