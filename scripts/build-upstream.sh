@@ -20,6 +20,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${WGSLICE_UPSTREAM:-/var/cache/wgslice/upstream}
 mkdir -p "$out/bin" "$out/src"
 export GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+# Go as the machine installs it, even from a shell whose PATH lacks it (CI, sudo)
+case ":$PATH:" in *:/usr/local/go/bin:*) ;; *) PATH="$PATH:/usr/local/go/bin" ;; esac
 export GOPROXY=${GOPROXY:-https://proxy.golang.org}
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

@@ -18,6 +18,8 @@ have openvpn       || need_apt+=(openvpn)
 have iptables      || need_apt+=(iptables)
 have ps            || need_apt+=(procps)
 have git           || need_apt+=(git)
+# scapy compiles capture filters with libpcap (the mission e2e captures packets in pods)
+ldconfig -p 2>/dev/null | grep -q 'libpcap\.so' || need_apt+=(libpcap0.8)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 if [ "${WGSLICE_BROWSER:-1}" = 1 ]; then have chromium || need_apt+=(chromium); fi
 
@@ -33,10 +35,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# The gateway's wireguard-go: the pinned upstream release (vectorized I/O, TUN/UDP GSO/GRO),
-# built once per machine from its Go module into /var/cache/wgslice/upstream. Debian's 2022
-# build installed above stays only as the benchmarks' baseline (docs/gateway.md).
-if [ "$(id -u)" = 0 ]; then bash scripts/build-upstream.sh wireguard-go; fi
+# The upstream programs the lab and the gateway stand on, built from their Go modules at the
+# versions in scripts/upstream.env, once per machine into /var/cache/wgslice/upstream:
+# kube-apiserver, kube-controller-manager, kube-scheduler and etcd (the lab's control plane;
+# ~10 min on two cores the first time) and wireguard-go (the gateway's, with vectorized I/O
+# and TUN/UDP GSO/GRO). Nothing is rebuilt until a pinned version changes. Debian's 2022
+# wireguard-go installed above stays only as the benchmarks' baseline (docs/gateway.md).
+if [ "$(id -u)" = 0 ] || [ -w "${WGSLICE_UPSTREAM:-/var/cache/wgslice/upstream}" ]; then
+  bash scripts/build-upstream.sh
+fi
 
 venv=${WGSLICE_VENV:-$root/.venv}
 stamp="$venv/.wgslice-stamp"
