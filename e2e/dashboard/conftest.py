@@ -4,8 +4,6 @@ end of the package also when a test fails. Prefix wgsdash-, ports 23443+ (the da
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -17,12 +15,6 @@ from wgslice.lab import Lab
 
 PREFIX = "wgsdash-"
 PORT_BASE = 23443
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-quic", "--no-first-run", "--disable-component-update",
-                "--disable-sync"]
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None,
-                                reason="needs root and iproute2")
 
 
 @pytest.fixture(scope="package")
@@ -54,32 +46,3 @@ def env(lab: Lab) -> dict[str, str]:
     e["PATH"] = f"{Path(sys.executable).parent}:{e.get('PATH', '')}"
     e.pop("NO_COLOR", None)
     return e
-
-
-def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it (a container and, e.g., its wireguard-go)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def pod_pids(lab: Lab, cluster: str, namespace: str, pod: str) -> list[int]:
-    rec = lab.pod_record(cluster, namespace, pod)
-    pids: list[int] = []
-    for c in (rec.get("containers") or {}).values():
-        if c.get("pid"):
-            pids += descendants(int(c["pid"]))
-    return pids

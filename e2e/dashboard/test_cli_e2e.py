@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import needs_root, pod_pids
+from dash_support import needs_root, pod_pids
 
 from wgslice.lab import Lab
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ARTIFACTS, BROWSER_ARGS, needs_root, pod_pids
+from dash_support import ARTIFACTS, BROWSER_ARGS, needs_root, pod_pids
 
 from wgslice.lab import Lab
 from wgslice.slice.dashboard.run import lab_paths, lab_url

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,15 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from gw_netlab import Lab
-
-
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    for tool in ("ip", "wireguard-go", "iptables", "unshare"):
-        if not shutil.which(tool):
-            return f"needs {tool}"
-    return None
+from gw_netlab import skip_reason as _skip_reason
 
 
 @pytest.fixture(scope="module")

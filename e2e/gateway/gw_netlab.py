@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -270,3 +271,12 @@ class Lab:
         code = ("import urllib.request,sys;sys.stdout.write(urllib.request.urlopen("
                 f"'http://{tunnel_ip(n)}:9464/metrics',timeout=5).read().decode())")
         return sh(sys.executable, "-c", code, ns=self.ns(f"g{n}")).stdout
+
+
+def skip_reason() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    for tool in ("ip", "wireguard-go", "iptables", "unshare"):
+        if not shutil.which(tool):
+            return f"needs {tool}"
+    return None

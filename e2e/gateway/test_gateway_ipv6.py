@@ -7,8 +7,8 @@ import signal
 import time
 
 import pytest
-from conftest import _skip_reason
 from gw_netlab import Lab, sh, wan_ip
+from gw_netlab import skip_reason as _skip_reason
 
 from wgslice.proto.gateway.v1alpha1 import status_pb2 as pb
 
