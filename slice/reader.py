@@ -31,7 +31,11 @@ class Reader:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.problem(path, f"must be a mapping, got {_kind(value)}")
+            self.problem(
+                path,
+                f"must be a mapping (key: value pairs), got {_kind(value)}: write it as "
+                f"{path.rsplit('.', 1)[-1]}: {{...}} (kubectl explain lists the fields)",
+            )
             return {}
         return value
 
@@ -39,7 +43,11 @@ class Reader:
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(path, f"must be a list of strings, got {_kind(value)}")
+            self.problem(
+                path,
+                f"must be a list of strings, got {_kind(value)}: write it as "
+                f"{path.rsplit('.', 1)[-1]}: [a, b]",
+            )
             return []
         return value
 
