@@ -60,7 +60,7 @@ def test_plan_never_crashes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
         if path.name == "raw.yaml":
             path.write_bytes(raw)
         code = main(["plan", "-f", str(path)])
-        out, err = capsys.readouterr()
+        _out, err = capsys.readouterr()
         assert code in (0, 1), err
         assert "Traceback" not in err
         for line in err.splitlines():
