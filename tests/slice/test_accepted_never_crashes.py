@@ -62,7 +62,7 @@ def test_accepted_input_never_crashes_a_gateway(world: tuple[list[dict], dict[st
     docs, nodes = world
     if any(validate_object(d)[0] for d in docs):
         return  # refused at admission
-    inv, problems, _ = parse_inventory([(d, "") for d in docs])
+    inv, _problems, _ = parse_inventory([(d, "") for d in docs])
     result = plan(inv, default_pools=defaults.default_pools())
     members = {m.name: m for m in inv.members}
     for sp in result.slices:
