@@ -244,3 +244,19 @@ def test_gateway_failed_reason() -> None:
     assert ready["reason"] == "GatewayFailed"
     assert "tunnelAddress" in ready["message"] and "waiting" not in ready["message"]
     assert ipaddress.ip_network("10.224.0.0/24") == sp.subnets["east"]
+
+
+# -- diagnose ---------------------------------------------------------------------------------
+def test_diagnose_reports_unusable_subnets_and_duplicate_addresses() -> None:
+    from wgslice.slice.inspect.checks import subnet_checks
+
+    s = obj("Slice", "s", {"members": ["east", "west"]}, status={"members": [
+        {"name": "east", "subnet": "10.9.0.0/30"}, {"name": "west", "subnet": "10.9.0.0/29"}]})
+    members = {"east": obj("MemberCluster", "east", {}, status={"nodes": 2}),
+               "west": obj("MemberCluster", "west", {})}
+    [found] = subnet_checks("s", s, members)
+    assert found["status"] == "fail"
+    assert "members east (10.9.0.0/30) and west (10.9.0.0/29) share" in found["message"]
+    assert "gateway's address" in found["message"] and "/29 or shorter" in found["message"]
+    s["status"]["members"] = [{"name": "east", "subnet": "10.9.0.0/24"}]
+    assert subnet_checks("s", s, members)[0]["status"] == "ok"
