@@ -189,7 +189,7 @@ def test_subnet_prefix_change_refused_at_admission() -> None:
     crd = crds()["Slice"]
     old = live_slice()
     _, errs = validate(crd, VERSION, live_slice(subnetPrefixLength=25), old)
-    assert any(e.field == "spec.subnetPrefixLength" and "set it back to 24" in e.message
+    assert any(e.field == "spec.subnetPrefixLength" and "set it back" in e.message
                for e in errs)
     _, errs = validate(crd, VERSION, live_slice(subnetPrefixLength=24), old)
     assert errs == []  # naming the allocated length is no change
