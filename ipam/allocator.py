@@ -28,7 +28,13 @@ from wgslice.ipam.model import (
     SliceAllocation,
     SliceRequest,
 )
-from wgslice.ipam.pools import describe_free, pool_problem, pool_touches
+from wgslice.ipam.pools import (
+    blocking_owners,
+    capacity_problem,
+    describe_free,
+    pool_problem,
+    pool_touches,
+)
 
 
 def allocate(
@@ -164,6 +170,11 @@ class _Allocator:
                 f"immutable and stay /{sub_len}: set it back to {sub_len}, or delete and "
                 f"recreate the slice"))
         sub_len = min(max(sub_len, cidr.prefixlen), bits)
+        small = capacity_problem(req, bits, sub_len)
+        if small is not None:
+            self.conflicts.append(IpamError(name, "status.members", (
+                f"{small}; allocated subnets are never renumbered: lower the need, or delete "
+                f"and recreate the slice with a shorter spec.subnetPrefixLength")))
         old = dict(alloc.subnets)
         subnets = {m: old[m] for m in members if m in old}
         self._check_kept_subnets(name, cidr, subnets)
@@ -252,6 +263,10 @@ class _Allocator:
                 f"Slice {name} spec.subnetPrefixLength {sub_len} must be between the prefix "
                 f"length of spec.cidr {cidr} ({plen}) and {bits}"))
             return None
+        small = capacity_problem(req, bits, sub_len)
+        if small is not None:
+            self._error(name, "spec.subnetPrefixLength", small)
+            return None
         if (1 << (sub_len - plen)) < len(members):
             longer = (f" or a longer spec.subnetPrefixLength ({plen + need} or more)"
                       if plen + need <= bits else "")
@@ -328,6 +343,10 @@ class _Allocator:
                 f"the slice /{base} ({base_src}); the subnet prefix length must be at least the "
                 f"slice prefix length"))
             return None
+        small = capacity_problem(req, bits, sub_len)
+        if small is not None:
+            self._error(name, "spec.subnetPrefixLength", small)
+            return None
         need = prefix_bits_for(len(members))
         plen = min(base, sub_len - need)
         if plen < 0:
@@ -340,11 +359,18 @@ class _Allocator:
         if start is None:
             widened = (f" (widened from /{base} so {len(members)} members fit /{sub_len} "
                        f"subnets)" if plen < base else "")
+            declared = [o for c in pool.cidrs for o in self._overlaps(c) if o.slice is None
+                        and not o.before.startswith(f"OverlayPool {pool.name} ")]
+            inside = blocking_owners(pool, declared)
+            advice = ("add a CIDR that no member uses to the pool's spec.cidrs (or replace "
+                      "the pool's range), or correct the MemberCluster's ranges if they are wrong"
+                      if "lies inside" in inside else
+                      "add a CIDR to the pool's spec.cidrs, delete unused slices, or ask for a "
+                      f"smaller slice (a spec.prefixLength longer than {plen})")
             self._error(name, "spec.pool", (
                 f"OverlayPool {pool.name} ({', '.join(map(str, pool.cidrs))}) has no free "
-                f"/{plen} left for Slice {name}{widened}: free space {describe_free(free)}; add a "
-                f"CIDR to the pool's spec.cidrs, delete unused slices, or ask for a smaller slice "
-                f"(a spec.prefixLength longer than {plen})"))
+                f"/{plen} left for Slice {name}{widened}: free space "
+                f"{describe_free(free)}{inside}; {advice}"))
             return None
         end = start + (1 << (bits - plen))
         self.claims[bits].append((start, end))

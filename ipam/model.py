@@ -55,6 +55,11 @@ class SliceRequest:
     pool: str | None = None
     prefix_length: int | None = None
     subnet_prefix_length: int | None = None
+    #: Addresses every member subnet must hold besides its network (and IPv4 broadcast)
+    #: address: the gateway, the nodes and the pods of the most demanding member.
+    subnet_hosts: int = 0
+    #: Who needs them, for messages ("member east: 1 gateway, 5 nodes, 8 pods").
+    subnet_hosts_why: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wgslice.ipam.cidr import make_network, span
 from wgslice.ipam.freespace import FreeSpace
-from wgslice.ipam.model import Pool
+from wgslice.ipam.model import Pool, SliceRequest
 
 
 def pool_problem(pool: Pool) -> str | None:
@@ -39,3 +39,32 @@ def describe_free(free: FreeSpace) -> str:
     total = free.total()
     amount = f"{total:,}" if total < 1 << 32 else f"about 2^{total.bit_length() - 1}"
     return f"{amount} addresses in {count} block(s), the largest {net} (/{largest[1]})"
+
+
+def capacity_problem(req: SliceRequest, bits: int, sub_len: int) -> str | None:
+    """Why member subnets of /`sub_len` cannot hold what `req` needs, or None."""
+    if req.subnet_hosts <= 0:
+        return None
+    fixed = 2 if bits == 32 else 1  # network (+ broadcast) address
+    need = req.subnet_hosts + fixed
+    if sub_len < bits and 1 << (bits - sub_len) >= need:
+        return None
+    best = bits - (need - 1).bit_length()
+    have = max((1 << (bits - sub_len)) - fixed, 0)
+    return (f"Slice {req.name}: member subnets of /{sub_len} have room for {have} address(es), "
+            f"but {req.subnet_hosts_why or 'a member'} needs {req.subnet_hosts}; set "
+            f"spec.subnetPrefixLength to /{best} or shorter (or lower the MemberCluster's "
+            f"spec.podsPerSlice)")
+
+
+def blocking_owners(pool: Pool, owners: list) -> str:
+    """' (it lies inside MemberCluster east spec.podCIDRs[0] 10.0.0.0/8)' or ''."""
+    if not owners:
+        return ""
+    whole = [o for o in owners if any(
+        o.start <= span(c)[0] and span(c)[1] <= o.start + (1 << (c.max_prefixlen - o.prefixlen))
+        for c in pool.cidrs)]
+    shown = whole or owners
+    labels = ", ".join(o.label for o in shown[:3]) + (" and more" if len(shown) > 3 else "")
+    verb = "lies inside" if whole else "partly overlaps"
+    return f"; the pool {verb} {labels}"

@@ -36,6 +36,8 @@ class ControllerConfig:
     renew_seconds: float = 2.0
     resync_seconds: float = 10.0
     debounce_seconds: float = 0.05
+    #: Namespaces that never join a slice besides kube-* and wgslice-* (docs/api.md).
+    system_namespaces: tuple[str, ...] = ()
 
 
 def build_registry(wake: asyncio.Event) -> kopf.OperatorRegistry:
@@ -115,7 +117,7 @@ async def run(cfg: ControllerConfig, stop: asyncio.Event | None = None) -> None:
                 continue
             try:
                 snap = await asyncio.to_thread(hub.snapshot)
-                actions = reconcile(snap, _now())
+                actions = reconcile(snap, _now(), system_namespaces=cfg.system_namespaces)
                 if not actions.empty():
                     failures = await asyncio.to_thread(hub.execute, snap, actions)
                     log.info(

@@ -89,6 +89,16 @@ class HubApi:
                 name,
                 {"status": status},
             )
+        for name, status in actions.pool_status.items():
+            attempt(
+                f"writing status of OverlayPool {name}",
+                self.custom.patch_cluster_custom_object_status,
+                GROUP,
+                VERSION,
+                "overlaypools",
+                name,
+                {"status": status},
+            )
         for name, type_, reason, message in actions.events:
             attempt(
                 f"recording event on Slice {name}",

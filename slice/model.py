@@ -42,6 +42,8 @@ class MemberCluster:
     service_cidrs: tuple[Network, ...] = ()
     reserved_cidrs: tuple[Network, ...] = ()
     gateway_endpoint: str | None = None
+    pods_per_slice: int = 1  # spec.podsPerSlice: room for this many pods in every subnet
+    nodes: int = 0  # status.nodes, as its member agent reports it (0: not reported yet)
     source: str = ""
 
 
@@ -53,6 +55,7 @@ class OverlayPool:
     slice_prefix_length: int | None = None
     subnet_prefix_length: int | None = None
     default: bool = False
+    allow_documentation: bool = False
     source: str = ""
 
 
@@ -82,6 +85,7 @@ class Slice:
     isolation: bool = True
     allowed_namespaces: tuple[str, ...] = ()
     mtu: int | None = None
+    allow_documentation: bool = False
     # What the API already stores (status): the allocation a restarted controller keeps.
     status_cidr: Network | None = None
     status_pool: str | None = None

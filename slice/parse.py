@@ -7,11 +7,9 @@ The checks mirror the CRDs' schema and CEL rules (docs/api.md) so that the contr
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from wgslice import ipam
 from wgslice.slice.model import (
     API_VERSION,
     GROUP,
@@ -25,132 +23,53 @@ from wgslice.slice.model import (
     SliceNamespace,
     Topology,
 )
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-class _Reader:
-    """Reads fields out of one object's dict, collecting problems instead of raising."""
-
-    def __init__(self, obj: str, source: str) -> None:
-        self.obj = obj
-        self.source = source
-        self.problems: list[Problem] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(Problem(self.obj, path, message, self.source))
-
-    def mapping(self, value: Any, path: str) -> Mapping[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.problem(path, f"must be a mapping, got {_kind(value)}")
-            return {}
-        return value
-
-    def string_list(self, value: Any, path: str) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(path, f"must be a list of strings, got {_kind(value)}")
-            return []
-        return value
-
-    def label(self, value: Any, path: str, what: str) -> str | None:
-        if not isinstance(value, str) or not value:
-            self.problem(path, f"{what} is required and must be a string")
-            return None
-        if len(value) > 63 or not _DNS_LABEL.match(value):
-            self.problem(
-                path,
-                f"{value!r} is not a valid {what}: use a DNS label (at most 63 characters, "
-                "lower-case letters, digits and '-', starting and ending with a letter or digit)",
-            )
-            return None
-        return value
-
-    def labels(self, value: Any, path: str, what: str, *, unique: bool = True) -> tuple[str, ...]:
-        out: list[str] = []
-        for i, item in enumerate(self.string_list(value, path)):
-            name = self.label(item, f"{path}[{i}]", what)
-            if name is None:
-                continue
-            if unique and name in out:
-                self.problem(f"{path}[{i}]", f"{what} {name!r} is listed twice; list it once")
-                continue
-            out.append(name)
-        return tuple(out)
-
-    def cidr(self, value: Any, path: str) -> Network | None:
-        if not isinstance(value, str):
-            self.problem(path, f"must be a CIDR string such as 10.1.0.0/16, got {_kind(value)}")
-            return None
-        return parse_cidr(value, path, self)
-
-    def cidrs(self, value: Any, path: str) -> tuple[Network, ...]:
-        out = []
-        for i, item in enumerate(self.string_list(value, path)):
-            net = self.cidr(item, f"{path}[{i}]")
-            if net is not None:
-                out.append(net)
-        return tuple(out)
-
-    def int_in(self, value: Any, path: str, lo: int, hi: int) -> int | None:
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(path, f"must be an integer, got {_kind(value)}")
-            return None
-        if not lo <= value <= hi:
-            self.problem(path, f"{value} is out of range: use a value from {lo} to {hi}")
-            return None
-        return value
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else type(value).__name__
-
-
-def parse_cidr(text: str, path: str, reader: _Reader) -> Network | None:
-    """Parses a CIDR with IPAM's rules (malformed and non-canonical forms are refused)."""
-    try:
-        return ipam.parse_cidr(text, field=path)
-    except ipam.CidrError as exc:
-        reader.problem(path, str(exc).removeprefix(f"{path} "))
-        return None
-
+from wgslice.slice.reader import Reader, _kind, meta_name, raw_name, usable_cidr
+from wgslice.slice.rules import (
+    DEFAULT_PODS_PER_SLICE,
+    MAX_SLICE_PREFIX,
+    MAX_SUBNET_PREFIX,
+    system_namespace_problem,
+)
 
 # Slice prefix bounds: wide enough for any real overlay, narrow enough to hold a subnet.
 MIN_PREFIX = {4: 8, 6: 16}
-MAX_PREFIX = {4: 30, 6: 126}
+MAX_PREFIX = MAX_SLICE_PREFIX
 
 
 def parse_member(
-    doc: Mapping[str, Any], source: str = ""
+    doc: Mapping[str, Any], source: str = "", read_status: bool = True
 ) -> tuple[MemberCluster | None, list[Problem]]:
-    name = doc.get("metadata", {}).get("name")
-    r = _Reader(f"MemberCluster {name}", source)
-    name = r.label(name, "metadata.name", "member cluster name")
+    r = Reader(f"MemberCluster {meta_name(doc)}", source)
+    r.mapping(doc.get("metadata"), "metadata")
+    name = r.label(raw_name(doc), "metadata.name", "member cluster name")
     spec = r.mapping(doc.get("spec"), "spec")
+    status = doc.get("status") if read_status else None
+    nodes = status.get("nodes") if isinstance(status, Mapping) else None
     member = MemberCluster(
         name=name or "",
         pod_cidrs=r.cidrs(spec.get("podCIDRs"), "spec.podCIDRs"),
         service_cidrs=r.cidrs(spec.get("serviceCIDRs"), "spec.serviceCIDRs"),
         reserved_cidrs=r.cidrs(spec.get("reservedCIDRs"), "spec.reservedCIDRs"),
         gateway_endpoint=spec.get("gatewayEndpoint"),
+        pods_per_slice=r.int_in(spec.get("podsPerSlice"), "spec.podsPerSlice", 1, 1 << 20)
+        or DEFAULT_PODS_PER_SLICE,
+        nodes=nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else 0,
         source=source,
     )
     return (member if not r.problems else None), r.problems
 
 
 def parse_pool(
-    doc: Mapping[str, Any], source: str = ""
+    doc: Mapping[str, Any], source: str = "", read_status: bool = True
 ) -> tuple[OverlayPool | None, list[Problem]]:
-    name = doc.get("metadata", {}).get("name")
-    r = _Reader(f"OverlayPool {name}", source)
-    name = r.label(name, "metadata.name", "pool name")
+    r = Reader(f"OverlayPool {meta_name(doc)}", source)
+    r.mapping(doc.get("metadata"), "metadata")
+    name = r.label(raw_name(doc), "metadata.name", "pool name")
     spec = r.mapping(doc.get("spec"), "spec")
     cidrs = r.cidrs(spec.get("cidrs"), "spec.cidrs")
+    allow_doc = spec.get("allowDocumentationRanges") is True
+    for i, c in enumerate(cidrs):
+        usable_cidr(r, c, f"spec.cidrs[{i}]", allow_doc)
     if not cidrs and not r.problems:
         r.problem("spec.cidrs", "a pool needs at least one CIDR, e.g. cidrs: [10.224.0.0/12]")
     if len({c.version for c in cidrs}) > 1:
@@ -166,15 +85,22 @@ def parse_pool(
             spec.get("subnetPrefixLength"), "spec.subnetPrefixLength", 8, 128
         ),
         default=bool(spec.get("default", False)),
+        allow_documentation=allow_doc,
         source=source,
     )
+    _check_pool_sizes(r, pool)
     return (pool if not r.problems else None), r.problems
 
 
-def parse_slice(doc: Mapping[str, Any], source: str = "") -> tuple[Slice | None, list[Problem]]:
-    name = doc.get("metadata", {}).get("name")
-    r = _Reader(f"Slice {name}", source)
-    name = r.label(name, "metadata.name", "slice name")
+def parse_slice(
+    doc: Mapping[str, Any],
+    source: str = "",
+    read_status: bool = True,
+    system_namespaces: Iterable[str] = (),
+) -> tuple[Slice | None, list[Problem]]:
+    r = Reader(f"Slice {meta_name(doc)}", source)
+    r.mapping(doc.get("metadata"), "metadata")
+    name = r.label(raw_name(doc), "metadata.name", "slice name")
     spec = r.mapping(doc.get("spec"), "spec")
 
     members = r.labels(spec.get("members"), "spec.members", "member name")
@@ -196,6 +122,10 @@ def parse_slice(doc: Mapping[str, Any], source: str = "") -> tuple[Slice | None,
         entry = r.mapping(entry, path)
         ns_name = r.label(entry.get("name"), f"{path}.name", "namespace name")
         if ns_name is None:
+            continue
+        why = system_namespace_problem(ns_name, system_namespaces)
+        if why is not None:
+            r.problem(f"{path}.name", why)
             continue
         if any(ns.name == ns_name for ns in namespaces):
             r.problem(f"{path}.name", f"namespace {ns_name!r} is listed twice; list it once")
@@ -220,8 +150,11 @@ def parse_slice(doc: Mapping[str, Any], source: str = "") -> tuple[Slice | None,
         r.problem(
             "spec.cidr",
             f"prefix /{cidr.prefixlen} is out of bounds: use /{MIN_PREFIX[cidr.version]} "
-            f"to /{MAX_PREFIX[cidr.version]}",
+            f"to /{MAX_PREFIX[cidr.version]} (a /{MAX_PREFIX[cidr.version]} holds two of "
+            f"the smallest usable member subnets, /{MAX_SUBNET_PREFIX[cidr.version]})",
         )
+    allow_doc = spec.get("allowDocumentationRanges") is True
+    usable_cidr(r, cidr, "spec.cidr", allow_doc)
     pool = r.label(spec["pool"], "spec.pool", "pool name") if spec.get("pool") is not None else None
     prefix = r.int_in(spec.get("prefixLength"), "spec.prefixLength", 8, 126)
     subnet_prefix = r.int_in(spec.get("subnetPrefixLength"), "spec.subnetPrefixLength", 8, 128)
@@ -240,7 +173,17 @@ def parse_slice(doc: Mapping[str, Any], source: str = "") -> tuple[Slice | None,
     )
     mtu = r.int_in(spec.get("mtu"), "spec.mtu", 1280, 9000)
 
-    status = doc.get("status") or {}
+    if subnet_prefix is not None:
+        version = cidr.version if cidr is not None else (4 if subnet_prefix <= 32 else 6)
+        if cidr is not None and subnet_prefix > MAX_SUBNET_PREFIX[version]:
+            r.problem(
+                "spec.subnetPrefixLength",
+                f"/{subnet_prefix} leaves no room in a member subnet for the gateway, a node "
+                f"and a pod: use /{MAX_SUBNET_PREFIX[version]} or shorter (docs/api.md, "
+                "\"Member subnet sizes\")",
+            )
+
+    status = (doc.get("status") or {}) if read_status else {}
     status_cidr = None
     status_subnets: dict[str, Network] = {}
     if isinstance(status, Mapping) and status.get("cidr"):
@@ -269,6 +212,7 @@ def parse_slice(doc: Mapping[str, Any], source: str = "") -> tuple[Slice | None,
         isolation=bool(iso.get("enabled", True)),
         allowed_namespaces=allowed,
         mtu=mtu,
+        allow_documentation=allow_doc,
         status_cidr=status_cidr,
         status_pool=status.get("pool") if isinstance(status, Mapping) else None,
         status_subnets=status_subnets,
@@ -277,7 +221,7 @@ def parse_slice(doc: Mapping[str, Any], source: str = "") -> tuple[Slice | None,
     return (result if not r.problems else None), r.problems
 
 
-def _parse_topology(r: _Reader, topo: Mapping[str, Any], members: tuple[str, ...]) -> Topology:
+def _parse_topology(r: Reader, topo: Mapping[str, Any], members: tuple[str, ...]) -> Topology:
     kind = topo.get("type", "FullMesh")
     if kind not in TOPOLOGY_TYPES:
         r.problem(
@@ -338,28 +282,82 @@ KINDS = {
     "OverlayPool": parse_pool,
     "Slice": parse_slice,
 }
+#: wgslice kinds users do not write (the hub controller does): never planned from a file.
+WRITTEN_BY_CONTROLLER = ("MemberSlice",)
+
+
+def _check_pool_sizes(r: Reader, pool: OverlayPool) -> None:
+    """A pool's default sizes must give usable member subnets (docs/api.md)."""
+    if not pool.cidrs:
+        return
+    version = pool.cidrs[0].version
+    sub = pool.subnet_prefix_length
+    if sub is not None and sub > MAX_SUBNET_PREFIX[version]:
+        r.problem(
+            "spec.subnetPrefixLength",
+            f"/{sub} leaves no room in a member subnet for the gateway, a node and a pod: "
+            f"use /{MAX_SUBNET_PREFIX[version]} or shorter",
+        )
+    plen = pool.slice_prefix_length
+    if plen is not None and plen > MAX_SLICE_PREFIX[version]:
+        r.problem(
+            "spec.slicePrefixLength",
+            f"/{plen} is too small to hold usable member subnets: use "
+            f"/{MAX_SLICE_PREFIX[version]} or shorter",
+        )
+
+
+def place(doc: Any) -> tuple[str | None, str]:
+    """Where a document belongs: (kind we parse, "") or (None, why it cannot be placed)."""
+    if not isinstance(doc, Mapping):
+        return None, f"expected a Kubernetes object (a mapping), got {_kind(doc)}"
+    kind, api_version = doc.get("kind"), doc.get("apiVersion")
+    if not isinstance(kind, str) or not kind:
+        return None, "has no kind: add kind: Slice (or MemberCluster, OverlayPool)"
+    if not isinstance(api_version, str) or not api_version:
+        return None, f"{kind} has no apiVersion: add apiVersion: {API_VERSION}"
+    group = api_version.rpartition("/")[0]
+    if group == GROUP:
+        if kind in WRITTEN_BY_CONTROLLER:
+            return None, f"{kind} is written by the hub controller, not planned from files"
+        if kind not in KINDS:
+            return None, (
+                f"kind {kind!r} is not served by {GROUP}: use one of {', '.join(KINDS)}"
+            )
+        return kind, ""
+    if kind in KINDS:
+        return None, (
+            f"{kind} of group {group or 'core'!r} is not a wgslice kind: did you mean "
+            f"apiVersion: {API_VERSION}?"
+        )
+    return None, f"{kind} ({api_version}) is not a wgslice kind"
 
 
 def parse_inventory(
     docs: Iterable[tuple[Mapping[str, Any], str]],
+    read_status: bool = True,
+    system_namespaces: Iterable[str] = (),
 ) -> tuple[Inventory, list[Problem], list[str]]:
     """Parses (document, source) pairs into an Inventory.
 
     Returns the inventory of the objects that parsed cleanly, the problems, and notes about
-    documents that were skipped (other kinds, such as the Namespaces a user keeps alongside).
+    documents that could not be placed (other kinds, such as the Namespaces a user keeps
+    alongside; `wgslice plan` refuses them unless told to skip them). `read_status` False
+    ignores every `status` block (a file copied from `kubectl get -o yaml`).
     """
     members: dict[str, MemberCluster] = {}
     pools: dict[str, OverlayPool] = {}
     slices: dict[str, Slice] = {}
     problems: list[Problem] = []
     notes: list[str] = []
+    system = tuple(system_namespaces)
     for doc, source in docs:
-        kind = doc.get("kind")
-        api_version = doc.get("apiVersion")
-        if kind not in KINDS or not str(api_version or "").startswith(f"{GROUP}/"):
-            notes.append(f"{source}: skipped {kind or 'a document without kind'} ({api_version})")
+        kind, why = place(doc)
+        if kind is None:
+            notes.append(f"{source}: {why}")
             continue
-        name = (doc.get("metadata") or {}).get("name")
+        name = meta_name(doc)
+        api_version = doc.get("apiVersion")
         if api_version != API_VERSION:
             problems.append(
                 Problem(
@@ -370,7 +368,10 @@ def parse_inventory(
                 )
             )
             continue
-        obj, found = KINDS[kind](doc, source)
+        if kind == "Slice":
+            obj, found = parse_slice(doc, source, read_status, system)
+        else:
+            obj, found = KINDS[kind](doc, source, read_status)  # type: ignore[operator]
         problems.extend(found)
         if obj is None:
             continue

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from wgslice import ipam
-from wgslice.slice.model import Inventory, Network, OverlayPool, Problem, Slice
+from wgslice.slice.model import Inventory, MemberCluster, Network, OverlayPool, Problem, Slice
+from wgslice.slice.rules import DEFAULT_NODES
 from wgslice.slice.topology import Graph, TopologyError, build_graph
 
 
@@ -88,6 +89,9 @@ class Plan:
     #: Every allocation IPAM holds, including those of slices with problems: the controller
     #: persists these so that nothing ever moves.
     allocations: Mapping[str, ipam.SliceAllocation] = field(default_factory=dict)
+    #: Edits of a live slice that cannot be carried out (an immutable field changed): the
+    #: slice keeps running on its allocation; reported as a Warning, Ready is not touched.
+    warnings: tuple[Problem, ...] = ()
 
     def tunnel_count(self) -> int:
         return sum(sp.graph.tunnel_count() for sp in self.slices)
@@ -128,14 +132,17 @@ def plan(
 
     result = ipam.allocate(
         pools=[_to_ipam_pool(p) for p in pools],
-        requests=[_to_request(s) for s in valid],
+        requests=[_to_request(s, members) for s in valid],
         existing=[a for s in valid if (a := _to_existing(s)) is not None],
         avoid=[*_avoid(inventory), *held],
     )
     by_name = {s.name: s for s in valid}
+    warnings: list[Problem] = []
     for err in result.errors:
         s = by_name[err.slice]
-        problems.append(Problem(f"Slice {err.slice}", err.field, err.message, s.source))
+        found = Problem(f"Slice {err.slice}", err.field, err.message, s.source)
+        live = s.status_cidr is not None and err.field in IMMUTABLE_FIELDS
+        (warnings if live else problems).append(found)
     conflicts = [
         Problem(f"Slice {c.slice}", c.field, c.message, by_name[c.slice].source)
         for c in result.conflicts
@@ -153,10 +160,24 @@ def plan(
             problems.append(Problem(f"Slice {name}", "spec.topology.links", str(exc), s.source))
             continue
         plans.append(SlicePlan(s, alloc.cidr, alloc.pool, alloc.subnet_map, graph))
-    return Plan(tuple(plans), tuple(sorted(problems)), tuple(conflicts), result.allocations)
+    return Plan(
+        tuple(plans),
+        tuple(sorted(problems)),
+        tuple(conflicts),
+        result.allocations,
+        tuple(sorted(warnings)),
+    )
 
 
-def _check_references(s: Slice, members: Mapping[str, object], pools: set[str]) -> list[Problem]:
+#: Fields IPAM refuses to change on an allocated slice (it keeps the allocation).
+IMMUTABLE_FIELDS = frozenset(
+    {"spec.cidr", "spec.pool", "spec.prefixLength", "spec.subnetPrefixLength"}
+)
+
+
+def _check_references(
+    s: Slice, members: Mapping[str, MemberCluster], pools: set[str]
+) -> list[Problem]:
     out = []
     obj = f"Slice {s.name}"
     for i, m in enumerate(s.members):
@@ -232,7 +253,22 @@ def _to_ipam_pool(p: OverlayPool) -> ipam.Pool:
     )
 
 
-def _to_request(s: Slice) -> ipam.SliceRequest:
+def _to_request(s: Slice, members: Mapping[str, MemberCluster]) -> ipam.SliceRequest:
+    """The slice's addressing request; every member subnet must hold the gateway, the
+    member's nodes (as its agent reports them) and the pods it asks for."""
+    hosts, why = 0, ""
+    for m in sorted(s.members):
+        mc = members.get(m)
+        if mc is None:
+            continue
+        nodes = max(mc.nodes, DEFAULT_NODES)
+        need = 1 + nodes + max(mc.pods_per_slice, 1)
+        if need > hosts:
+            hosts = need
+            why = (
+                f"member {m} (the gateway, {nodes} node(s), {mc.pods_per_slice} pod(s) from "
+                "its spec.podsPerSlice)"
+            )
     return ipam.SliceRequest(
         name=s.name,
         members=s.members,
@@ -240,6 +276,8 @@ def _to_request(s: Slice) -> ipam.SliceRequest:
         pool=s.pool,
         prefix_length=s.prefix_length,
         subnet_prefix_length=s.subnet_prefix_length,
+        subnet_hosts=hosts,
+        subnet_hosts_why=why,
     )
 
 

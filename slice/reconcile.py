@@ -25,11 +25,14 @@ from wgslice import ipam
 from wgslice.slice.model import API_VERSION, OverlayPool, Problem
 from wgslice.slice.parse import parse_inventory, parse_slice
 from wgslice.slice.planner import plan
+from wgslice.slice.poolstatus import pool_status
 from wgslice.slice.status import (
     MEMBER_LABEL,
     SLICE_FINALIZER,
     SLICE_LABEL,
+    WARNING_REASONS,
     Report,
+    condition,
     member_slice,
     slice_status,
 )
@@ -55,6 +58,7 @@ class Actions:
     status: dict[str, dict[str, Any]] = field(default_factory=dict)  # Slice name -> status
     remove_finalizer: list[str] = field(default_factory=list)
     member_status: dict[str, dict[str, Any]] = field(default_factory=dict)  # stale heartbeats
+    pool_status: dict[str, dict[str, Any]] = field(default_factory=dict)  # OverlayPool name
     events: list[tuple[str, str, str, str]] = field(
         default_factory=list
     )  # slice, type, reason, msg
@@ -67,6 +71,7 @@ class Actions:
             or self.status
             or self.remove_finalizer
             or self.member_status
+            or self.pool_status
             or self.events
         )
 
@@ -88,7 +93,14 @@ def _key(ms: Obj) -> tuple[str, str]:
     )
 
 
-def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = ()) -> Actions:
+def reconcile(
+    snap: Snapshot,
+    now: str,
+    default_pools: Sequence[OverlayPool] = (),
+    system_namespaces: Sequence[str] = (),
+) -> Actions:
+    """`system_namespaces`: namespaces that may never join a slice besides kube-* and
+    wgslice-* (the namespaces wgslice runs in; `wgslice controller --system-namespace`)."""
     actions = Actions()
     existing = {_key(ms): ms for ms in snap.member_slices}
     reports = {k: Report.from_status(ms.get("status")) for k, ms in existing.items()}
@@ -111,7 +123,8 @@ def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = (
         for v in sorted(vanished)
     ]
     inventory, problems, _ = parse_inventory(
-        [(d, "") for d in (*snap.members, *ghosts, *snap.pools, *live)]
+        [(d, "") for d in (*snap.members, *ghosts, *snap.pools, *live)],
+        system_namespaces=system_namespaces,
     )
     # Allocations of slices that are deleting or no longer parse stay taken.
     parsed = {s.name for s in inventory.slices}
@@ -127,6 +140,10 @@ def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = (
     by_slice: dict[str, list[Problem]] = {}
     for p in (*problems, *result.problems):
         by_slice.setdefault(p.obj.removeprefix("Slice "), []).append(p)
+    warned: dict[str, list[Problem]] = {}
+    for p in result.warnings:
+        warned.setdefault(p.obj.removeprefix("Slice "), []).append(p)
+    _pool_statuses(snap, inventory, problems, result.allocations, now, actions)
     conflicts: dict[str, list[Problem]] = {}
     for c in result.conflicts:
         conflicts.setdefault(c.obj.removeprefix("Slice "), []).append(c)
@@ -178,6 +195,7 @@ def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = (
             now=now,
             allocation=allocation,
             vanished=vanished,
+            warnings=warned.get(name, []),
         )
         if _status_differs(status, s.get("status") or {}):
             actions.status[name] = status
@@ -197,6 +215,38 @@ def reconcile(snap: Snapshot, now: str, default_pools: Sequence[OverlayPool] = (
         if _deleting(s) and _name(s) not in remaining and SLICE_FINALIZER in finalizers:
             actions.remove_finalizer.append(_name(s))
     return actions
+
+
+def _pool_statuses(
+    snap: Snapshot,
+    inventory: Any,
+    problems: Sequence[Problem],
+    allocations: Mapping[str, ipam.SliceAllocation],
+    now: str,
+    actions: Actions,
+) -> None:
+    """OverlayPool.status for every pool in the hub (docs/api.md)."""
+    parsed = {p.name: p for p in inventory.pools}
+    for obj in snap.pools:
+        name = _name(obj)
+        old = obj.get("status") or {}
+        generation = int(obj.get("metadata", {}).get("generation") or 0)
+        pool = parsed.get(name)
+        if pool is not None and pool.cidrs:
+            status = pool_status(pool, allocations, inventory.members, generation, old, now)
+        else:
+            why = next((p for p in problems if p.obj == f"OverlayPool {name}"), None)
+            status = {
+                "observedGeneration": generation,
+                "allocated": sum(1 for a in allocations.values() if a.pool == name),
+                "conditions": [
+                    condition("Ready", False, "InvalidSpec",
+                              f"{why.field}: {why.message}" if why else "the pool is invalid",
+                              generation, old.get("conditions") or [], now)
+                ],
+            }
+        if _status_differs(status, old):
+            actions.pool_status[name] = status
 
 
 #: A member agent heartbeats every 10 s; this long without one marks the member not Ready.
@@ -265,7 +315,9 @@ def _transitions(name: str, old: Obj, new: Obj) -> list[tuple[str, str, str, str
             continue
         if c["type"] == "Degraded" and c["status"] == "False" and prev is None:
             continue  # "not degraded" on creation is not news
-        bad = (c["type"] == "Degraded") == (c["status"] == "True")
+        bad = (c["type"] == "Degraded") == (c["status"] == "True") or (
+            c["reason"] in WARNING_REASONS
+        )
         events.append((name, "Warning" if bad else "Normal", c["reason"], c["message"]))
     return events
 

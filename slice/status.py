@@ -26,6 +26,10 @@ MEMBER_FINALIZER = "wgslice.io/member-teardown"
 SLICE_FINALIZER = "wgslice.io/slice-teardown"
 
 TUNNEL_STATES = ("connected", "connecting", "degraded", "down")
+#: Condition reasons that are bad news although the condition's status is not.
+WARNING_REASONS = frozenset({"SpecChangeIgnored"})
+#: MemberSlice Ready reasons meaning the gateway cannot start (not merely "not yet").
+GATEWAY_FAILED = frozenset({"ConfigRefused", "SubnetUnusable"})
 _SEVERITY = {"connected": 0, "connecting": 1, "degraded": 2, "down": 3}
 
 
@@ -41,16 +45,24 @@ class Report:
     endpoint: str = ""
     tunnels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     ready: bool = False
+    reason: str = ""  # of the member's Ready condition, e.g. ConfigRefused
+    message: str = ""  # the gateway's (or agent's) own words
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> Report:
         status = status or {}
         tunnels = {t["peer"]: t for t in status.get("tunnels") or [] if t.get("peer")}
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in status.get("conditions") or []
+        cond = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
         )
-        return cls(status.get("publicKey", ""), status.get("endpoint", ""), tunnels, ready)
+        return cls(
+            status.get("publicKey", ""),
+            status.get("endpoint", ""),
+            tunnels,
+            cond.get("status") == "True",
+            str(cond.get("reason") or ""),
+            str(cond.get("message") or ""),
+        )
 
 
 def member_slice(
@@ -153,6 +165,7 @@ def slice_status(
     now: str,
     allocation: tuple[str, str | None, Mapping[str, str]] | None = None,
     vanished: frozenset[str] = frozenset(),
+    warnings: Sequence[Problem] = (),
 ) -> dict[str, Any]:
     """The Slice's status: allocation, per-member and per-tunnel summary, conditions.
 
@@ -223,6 +236,15 @@ def slice_status(
             f"{first.field}: {first.message}"
             + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
         )
+    elif warnings:  # an edit that cannot be carried out: the slice runs on, unchanged
+        first = warnings[0]
+        allocated = cond(
+            "Allocated",
+            True,
+            "SpecChangeIgnored",
+            f"{status.get('cidr')} kept; {first.field}: {first.message}"
+            + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""),
+        )
     else:
         allocated = cond(
             "Allocated",
@@ -236,9 +258,27 @@ def slice_status(
         ready = cond("Ready", False, "NotPlanned", allocated["message"])
     elif not members_ready:
         waiting = sorted(m for m in subnets if not (reports.get(m) and reports[m].ready))
-        ready = cond(
-            "Ready", False, "GatewaysPending", f"waiting for the gateway of {', '.join(waiting)}"
-        )
+        failed = [m for m in waiting if reports.get(m) and reports[m].reason in GATEWAY_FAILED]
+        if failed:
+            ready = cond(
+                "Ready",
+                False,
+                "GatewayFailed",
+                "; ".join(
+                    f"the gateway of {m} cannot start ({reports[m].reason}): {reports[m].message}"
+                    for m in failed
+                ),
+            )
+        else:
+            said = [
+                f"{m} ({reports[m].reason}: {reports[m].message})"
+                if reports.get(m) and reports[m].message
+                else m
+                for m in waiting
+            ]
+            ready = cond(
+                "Ready", False, "GatewaysPending", f"waiting for the gateway of {', '.join(said)}"
+            )
     elif not ready_ok:
         ready = cond(
             "Ready",

@@ -111,6 +111,7 @@ def hub_checks(snap: Snapshot, slices: Sequence[str], now: Any) -> list[dict[str
         out += key_checks(sname, mss)
         out += handshake_checks(sname, mss, now)
         out += mtu_checks(sname, s, mss)
+        out += subnet_checks(sname, s, members)
     out += overlap_checks(snap)
     return out
 
@@ -189,6 +190,42 @@ def _nets(values: Iterable[Any]) -> list[ipaddress.IPv4Network | ipaddress.IPv6N
         except ValueError:
             continue
     return out
+
+
+def subnet_checks(sname: str, s: Mapping[str, Any], members: Mapping[str, Mapping[str, Any]]
+                  ) -> list[dict[str, Any]]:
+    """Unusable member subnets (special-use, too small for the gateway, nodes and pods) and
+    duplicate addresses (two members' subnets overlapping; a node on the gateway's address)."""
+    from wgslice.slice.rules import special_use, special_use_message, subnet_capacity_problem
+
+    allow_doc = (s.get("spec") or {}).get("allowDocumentationRanges") is True
+    subnets = [(str(m.get("name")), _nets([m.get("subnet")]))
+               for m in (s.get("status") or {}).get("members") or [] if m.get("subnet")]
+    subnets = [(m, n[0]) for m, n in subnets if n]
+    problems = []
+    for i, (a, na) in enumerate(subnets):
+        for b, nb in subnets[i + 1:]:
+            if na.overlaps(nb):
+                problems.append(f"duplicate addresses: members {a} ({na}) and {b} ({nb}) share "
+                                "addresses")
+        found = special_use(na, allow_doc)
+        if found is not None:
+            problems.append(f"member {a}'s subnet {special_use_message(na, found)}")
+        mc = members.get(a) or {}
+        nodes = (mc.get("status") or {}).get("nodes")
+        pods = (mc.get("spec") or {}).get("podsPerSlice") or 1
+        nodes = nodes if isinstance(nodes, int) and nodes > 0 else 1
+        small = subnet_capacity_problem(na, a, nodes, pods if isinstance(pods, int) else 1)
+        if small is not None:
+            if na.num_addresses < nodes + (3 if na.version == 4 else 2):
+                small += " (duplicate addresses: a node would get the gateway's address)"
+            problems.append(small)
+    if problems:
+        return [result("subnets", "fail", f"slice {sname}: " + "; ".join(problems),
+                       "delete and recreate the slice with larger member subnets "
+                       "(spec.subnetPrefixLength) in a private range", slice=sname)]
+    return [result("subnets", "ok", f"slice {sname}: {len(subnets)} member subnet(s) usable, "
+                   "no duplicate addresses", slice=sname)]
 
 
 def overlap_checks(snap: Snapshot) -> list[dict[str, Any]]:

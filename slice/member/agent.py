@@ -183,7 +183,12 @@ class MemberAgent:
         for (ns, name), addr in plan.annotate.items():
             self._annotate(ns, name, addr)
         specs = {m["spec"]["slice"]: m for m in live}
+        refused = dict(plan.refused)
         for name, local in plan.slices.items():
+            problem = objects.config_problem(local, specs[name]["spec"])
+            if problem is not None:  # keep whatever runs; never start a crash-looping gateway
+                refused[name] = problem
+                continue
             self._apply(objects.slice_configmap(local))
             self._ensure_key(name)  # before the gateway exists: it must find its key, not race
             for obj in objects.gateway_objects(local, specs[name]["spec"], self.image):
@@ -212,8 +217,12 @@ class MemberAgent:
                 if pod.running and (pod.namespace, pod.name) not in plan.annotate and pod.address:
                     attached[pod.namespace] = attached.get(pod.namespace, 0) + 1
             for name, local in plan.slices.items():
-                self._report(specs[name], local, nodes, attached)
-            self._heartbeat()
+                if name not in refused:
+                    self._report(specs[name], local, nodes, attached)
+            for name, why in refused.items():
+                reason = "SubnetUnusable" if name in plan.refused else "ConfigRefused"
+                self._report_refused(specs[name], reason, why)
+            self._heartbeat(len(nodes))
 
     # -- writing -------------------------------------------------------------------------------
     def _apply(self, obj: Mapping[str, Any]) -> None:
@@ -386,7 +395,22 @@ class MemberAgent:
             {"status": body},
         )
 
-    def _heartbeat(self) -> None:
+    def _report_refused(self, m: Mapping[str, Any], reason: str, message: str) -> None:
+        """The slice cannot run here: say why on its MemberSlice (the hub shows it)."""
+        old = m.get("status") or {}
+        body = objects.refused_status(
+            int(m["metadata"].get("generation") or 0), reason, message, _now(),
+            public_key=old.get("publicKey", ""),
+        )
+        _keep_transition_times(body, old)
+        if objects.significant(body) == objects.significant(old):
+            return
+        self.hub_co.patch_namespaced_custom_object_status(
+            GROUP, VERSION, m["metadata"]["namespace"], "memberslices", m["metadata"]["name"],
+            {"status": body},
+        )
+
+    def _heartbeat(self, nodes: int = 0) -> None:
         """At most every HEARTBEAT_SECONDS: the hub marks a silent member not Ready."""
         now = time.monotonic()
         if now - self.last_heartbeat < HEARTBEAT_SECONDS:
@@ -402,6 +426,7 @@ class MemberAgent:
                     "status": {
                         "lastHeartbeat": stamp,
                         "agentVersion": __version__,
+                        "nodes": nodes,
                         "namespace": member_namespace(self.member),
                         "conditions": [
                             {

@@ -92,6 +92,9 @@ class MemberPlan:
     #: namespace -> slice label value it must carry (created when missing)
     namespaces: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: slice -> why it cannot run here (reported on its MemberSlice, reason SubnetUnusable);
+    #: nothing is deployed for it, so a gateway never crash-loops on an unusable subnet
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def plan_member(
@@ -125,6 +128,11 @@ def plan_member(
                 continue
             gw = gateways[0]
         subnet = ipaddress.ip_network(spec["subnet"])
+        unusable = _unusable(subnet, len(nodes), spec)
+        if unusable is not None:
+            out.refused[name] = unusable
+            out.problems.append(f"slice {name}: {unusable}")
+            continue
         node_addresses = _node_addresses(subnet, [n.name for n in nodes], prev.get("nodes") or {})
         local = SliceLocal(
             slice=name,
@@ -149,6 +157,20 @@ def plan_member(
     return out
 
 
+def _unusable(subnet: Any, nodes: int, spec: Mapping[str, Any]) -> str | None:
+    """Why this member cannot run the slice in `subnet`: a special-use range, or no room
+    for the gateway (first host), one address per node (from the top) and a pod."""
+    from wgslice.slice.rules import special_use, special_use_message, subnet_capacity_problem
+
+    found = special_use(subnet, allow_documentation=True)  # the hub checked documentation use
+    if found is not None:
+        return f"subnet {special_use_message(subnet, found)}"
+    too_small = subnet_capacity_problem(subnet, spec.get("member", "this member"), nodes, 1)
+    if too_small is not None:
+        return f"{too_small}; ask the hub admin to recreate the slice with larger subnets"
+    return None
+
+
 def _lowest_free(used: Iterable[int], start: int) -> int:
     taken = set(used)
     n = start
@@ -162,9 +184,12 @@ def _node_addresses(
 ) -> dict[str, str]:
     """Each node's slice address, from the top of the subnet down; kept once given."""
     out: dict[str, str] = {}
+    # never the network, the gateway's (first host) or the broadcast address
+    fixed = {subnet.network_address, subnet.network_address + 1, subnet.broadcast_address}
     for n in nodes:
         addr = (previous.get(n) or {}).get("address")
-        if addr and ipaddress.ip_address(addr) in subnet:
+        kept = ipaddress.ip_address(addr) if addr else None
+        if kept is not None and kept in subnet and kept not in fixed:
             out[n] = addr
     taken = {ipaddress.ip_address(a) for a in out.values()}
     candidate = subnet.broadcast_address - 1 if subnet.version == 4 else subnet[-1]

@@ -56,7 +56,7 @@ def test_hub_controller(rendered: dict[str, list[dict[str, Any]]]) -> None:
         expand("wgslice.io", ["memberclusters", "overlaypools", "slices", "memberslices"],
                ["get", "list", "watch"])
         | expand("wgslice.io", ["slices"], ["patch", "update"])
-        | expand("wgslice.io", ["slices/status"], ["get", "patch", "update"])
+        | expand("wgslice.io", ["slices/status", "overlaypools/status"], ["get", "patch", "update"])
         | expand("wgslice.io", ["memberslices"], ["create", "patch", "delete"])
         | expand("", ["namespaces"], ["create"])
         | expand("", ["events"], ["create", "patch"])

@@ -34,6 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="leader Lease duration: a standby takes over this long after the "
         "leader stops renewing (default 15)",
     )
+    p.add_argument(
+        "--system-namespace",
+        dest="system_namespaces",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a namespace that may never join a slice, besides kube-*, wgslice-* and the "
+        "controller's own (repeatable; also $WGSLICE_SYSTEM_NAMESPACES, comma-separated)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     p.set_defaults(func=run)
 
@@ -59,7 +68,14 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run_controller(
             ControllerConfig(
-                namespace=args.namespace, identity=args.id, resync_seconds=args.resync
+                namespace=args.namespace,
+                identity=args.id,
+                resync_seconds=args.resync,
+                system_namespaces=(
+                    args.namespace,
+                    *args.system_namespaces,
+                    *filter(None, os.environ.get("WGSLICE_SYSTEM_NAMESPACES", "").split(",")),
+                ),
             ),
             stop,
         )
