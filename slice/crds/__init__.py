@@ -52,8 +52,12 @@ def validate_object(doc: Mapping[str, Any], source: str = "") -> list[Problem]:
 
 
 def _strip_prefix(message: str) -> str:
-    """'Invalid value: "object": hub ...' -> 'hub ...': the field is printed separately."""
-    for prefix in ('Invalid value: "object": ', 'Invalid value: "string": '):
+    """'Invalid value: "object": hub ...' -> 'hub ...': the field is printed separately.
+
+    A failed CEL rule names the schema type of the node that carries it (any JSON type:
+    rules sit on arrays and integers too); Kubernetes 1.37 prints just the message."""
+    for type_name in ("object", "array", "string", "integer", "number", "boolean"):
+        prefix = f'Invalid value: "{type_name}": '
         if message.startswith(prefix):
             return message[len(prefix) :]
     return message
