@@ -7,6 +7,7 @@ with the same field paths and messages.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -111,8 +112,6 @@ def _parent(path: str) -> str:
 
 
 def _strip_prefix(message: str) -> str:
-    """'Invalid value: "object": hub ...' -> 'hub ...': the field is printed separately."""
-    for prefix in ('Invalid value: "object": ', 'Invalid value: "string": '):
-        if message.startswith(prefix):
-            return message[len(prefix) :]
-    return message
+    """'Invalid value: "object": hub ...' -> 'hub ...' (any schema type: object, string,
+    array, integer, ...): the field is printed separately."""
+    return re.sub(r'^Invalid value: "[a-z]+": ', "", message)

@@ -144,6 +144,42 @@ def prune(value: Any, schema: dict[str, Any], root: bool = False) -> Any:
     return value
 
 
+OBJECT_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields"})
+
+
+def unknown_fields(value: Any, schema: dict[str, Any], path: str = "",
+                   root: bool = True) -> list[str]:
+    """The fields `prune` would drop, as kube-apiserver's strict decoding names them
+    (``spec.namespaces[0].colour``): with ``fieldValidation=Strict``, the default of
+    ``kubectl apply`` and ``create`` since 1.27, the server refuses them (HTTP 400)."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        if schema.get("x-kubernetes-preserve-unknown-fields") or extra is True:
+            return found
+        for key, item in value.items():
+            here = _child(path, key)
+            if root and key in ("apiVersion", "kind"):
+                continue
+            if root and key == "metadata":
+                if isinstance(item, dict):
+                    found += [_child(here, k) for k in item if k not in OBJECT_META_FIELDS]
+                continue
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if sub is None:
+                found.append(here)
+            else:
+                found += unknown_fields(item, sub, here, root=False)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found += unknown_fields(item, schema["items"], f"{path}[{i}]", root=False)
+    return found
+
+
 def default(value: Any, schema: dict[str, Any]) -> Any:
     """Apply `default`s where a field is absent (or null and not nullable), in place."""
     if isinstance(value, dict):
