@@ -3,16 +3,18 @@
     sudo .venv/bin/python bench/bench_lab.py [--clusters 3] [--nodes 2] [--pods 4] [--runs 3]
 
 Uses its own state dir and namespace prefix (wgsbench-), so it does not touch a running lab.
-Memory is the supervisor process of each cluster (API server + controller manager +
-scheduler + kubelet of all its nodes): RSS and PSS (/proc/PID/smaps_rollup), measured idle
-after `up` and again with pods running. Pod processes themselves (``sleep infinity`` per
-workload pod, ~0.5 MB) are not included.
+Memory is that of the whole lab: every process below the clusters' supervisors (each
+supervisor runs its cluster's kubelets and relay, and starts etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler and the pods' containers), as RSS and PSS
+(/proc/PID/smaps_rollup; PSS counts shared pages once), idle after `up` and again with the
+workload pods running; also per program, to show where it goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -46,6 +48,44 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return rss, pss
 
 
+def _children() -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+def lab_memory(roots: list[int]) -> dict[str, float]:
+    """RSS and PSS (MB) of every process below ``roots``, in total and per program."""
+    kids = _children()
+    seen: set[int] = set()
+    todo = [r for r in roots if r]
+    out: dict[str, float] = {"rss_total_mb": 0.0, "pss_total_mb": 0.0}
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        todo.extend(kids.get(pid, []))
+        try:
+            rss, pss = memory_mb(pid)
+            with open(f"/proc/{pid}/comm") as fh:
+                comm = fh.read().strip()
+        except OSError:
+            continue
+        out["rss_total_mb"] += rss
+        out["pss_total_mb"] += pss
+        out[f"pss_{comm}_mb"] = out.get(f"pss_{comm}_mb", 0.0) + pss
+    return out
+
+
 def one_run(members: int, nodes: int, pods: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="wgslice-bench-") as tmp:
         lab = Lab(state_dir=f"{tmp}/state", prefix="wgsbench-", port_base=20443)
@@ -55,21 +95,22 @@ def one_run(members: int, nodes: int, pods: int) -> dict[str, float]:
             plan = lab.up(members, nodes)
             up_s = time.monotonic() - t0
             pids = [read_pid(lab.dirs.supervisor_pidfile(c)) for c in plan.cluster_names]
-            idle = [memory_mb(p) for p in pids if p]
+            time.sleep(10)  # let the control planes settle (informers synced, caches warm)
+            idle = lab_memory([p for p in pids if p])
             t1 = time.monotonic()
             for c in plan.cluster_names[1:]:
                 lab.kubectl("apply", "-f", "-", context=c, input=DEPLOY.format(replicas=pods))
             for c in plan.cluster_names[1:]:
                 lab.wait_ready(c, "app=bench", count=pods, timeout=60)
             pods_s = time.monotonic() - t1
-            busy = [memory_mb(p) for p in pids if p]
+            busy = lab_memory([p for p in pids if p])
         finally:
             t2 = time.monotonic()
             lab.down()
             down_s = time.monotonic() - t2
     return {"up_s": up_s, "pods_ready_s": pods_s, "down_s": down_s,
-            "rss_idle_mb": max(r for r, _ in idle), "pss_idle_mb": max(p for _, p in idle),
-            "rss_busy_mb": max(r for r, _ in busy), "pss_busy_mb": max(p for _, p in busy)}
+            **{f"idle_{k}": v for k, v in idle.items()},
+            **{f"busy_{k}": v for k, v in busy.items()}}
 
 
 def main() -> int:
@@ -80,7 +121,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     runs = [one_run(args.clusters, args.nodes, args.pods) for _ in range(args.runs)]
-    keys = list(runs[0])
+    keys = sorted({k for r in runs for k in r}, key=lambda k: (not k.endswith("_s"), k))
+    runs = [{k: r.get(k, 0.0) for k in keys} for r in runs]
     summary = {k: {"median": statistics.median(r[k] for r in runs),
                    "max": max(r[k] for r in runs)} for k in keys}
     print(json.dumps({"clusters": f"hub + {args.clusters}", "nodes": args.nodes,

@@ -144,6 +144,13 @@ class ControlPlane:
             time.sleep(0.2)
 
     def start(self) -> ControlPlane:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # a program that did start must not outlive a failed start
+            raise
+
+    def _start(self) -> ControlPlane:
         self.root.mkdir(parents=True, exist_ok=True)
         pki.ensure(self.root / "pki", self.name, ["127.0.0.1"], {})
         cpl.write_token_file(self.paths, self.token)
