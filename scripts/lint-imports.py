@@ -4,7 +4,8 @@ Installed, wgslice is one package, `wgslice.*`, whose sub-packages come from oth
 directories of the repository (pyproject.toml `package-dir`: slice/ -> wgslice.slice, ...).
 import-linter (grimp) finds a package by its directory and walks it, so on the repository
 or an editable install it would see only wgslice/ and none of slice/, ipam/, gateway/,
-proto/ or lab/: every contract would pass, vacuously. This script builds the installed
+proto/ or lab/ (plain `lint-imports` stops: "Module 'wgslice.ipam' does not exist", and a
+contract naming only wgslice/'s modules would pass vacuously). This script builds the installed
 layout as a tree of symbolic links in a temporary directory (grimp follows them), puts it
 first on PYTHONPATH and runs `lint-imports` there. It then checks that the graph really
 holds every mapped sub-package, so a layout change cannot silently empty the contracts.
