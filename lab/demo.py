@@ -50,7 +50,7 @@ def install(dirs: LabDirs, plan: topo.LabPlan, say: Say) -> None:
         member.close()
         say(f"{c.name}: joined (member agent, node agents) ({time.monotonic() - t0:.1f} s)")
     hub.close()
-    from wgslice.slice.dashboard.run import start_lab_dashboard
+    from wgslice.lab.dashboard import start_lab_dashboard
 
     start_lab_dashboard(dirs, say)  # prints "dashboard: http://localhost:PORT/?token=..."
 
@@ -109,7 +109,7 @@ def apply_demo(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float = 60.
 
 
 def next_steps(dirs: LabDirs) -> str:
-    from wgslice.slice.dashboard.run import lab_url
+    from wgslice.lab.dashboard import lab_url
 
     return f"""
 Watch it:

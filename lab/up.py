@@ -108,13 +108,20 @@ def ready_nodes(dirs: LabDirs, cluster: topo.ClusterPlan) -> int:
 
 
 def write_kubeconfig(dirs: LabDirs, plan: topo.LabPlan) -> Path:
-    """One kubeconfig, a context per cluster named after it, current context the hub."""
+    """One kubeconfig, a context per cluster named after it, current context the hub.
+
+    Each cluster carries the extension `wgslice diagnose` reads to reach its nodes: the
+    network namespace of every node (the product knows no lab, only this extension)."""
+    from wgslice.slice.inspect.diagnose import NODE_NETNS_EXTENSION
+
     clusters, users, contexts = [], [], []
     for c in plan.clusters:
         token = dirs.token_file(c.name).read_text().strip()
         ca = base64.b64encode(ca_file(dirs, c.name).read_bytes()).decode()
-        clusters.append({"name": c.name, "cluster": {"server": c.local_url,
-                                                     "certificate-authority-data": ca}})
+        nodes = {n.name: n.netns for n in c.nodes}
+        clusters.append({"name": c.name, "cluster": {
+            "server": c.local_url, "certificate-authority-data": ca,
+            "extensions": [{"name": NODE_NETNS_EXTENSION, "extension": {"nodes": nodes}}]}})
         users.append({"name": f"admin@{c.name}", "user": {"token": token}})
         contexts.append({"name": c.name, "context": {"cluster": c.name,
                                                      "user": f"admin@{c.name}"}})

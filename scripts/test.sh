@@ -9,5 +9,7 @@ export PATH="$venv/bin:$PATH"
 export WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1
 echo "==> ruff"
 ruff check .
+echo "==> import contracts (.importlinter)"
+python scripts/lint-imports.py --no-logo
 echo "==> pytest"
 exec python -m pytest -q -p no:cacheprovider "$@"

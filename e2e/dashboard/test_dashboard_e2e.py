@@ -24,7 +24,7 @@ import pytest
 from dash_support import ARTIFACTS, BROWSER_ARGS, needs_root, pod_pids
 
 from wgslice.lab import Lab
-from wgslice.slice.dashboard.run import lab_paths, lab_url
+from wgslice.lab.dashboard import lab_paths, lab_url
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, needs_root,
               pytest.mark.skipif(not Path("/usr/bin/chromium").exists(),

@@ -2,8 +2,9 @@
 
 Member clusters are read with the kubeconfig context named after each member (the lab's
 convention) or one given with --member-context. Node routing tables are read where this
-machine can see the nodes: in the lab (root, the lab's state directory) through the nodes'
-network namespaces; elsewhere that check is skipped with the command to run on a node.
+machine can see the nodes: when the member's kubeconfig cluster carries the extension
+NODE_NETNS_EXTENSION (each node is a network namespace on this machine: the lab writes it)
+and we are root; elsewhere that check is skipped with the command to run on a node.
 Never reads a Secret.
 """
 
@@ -24,35 +25,60 @@ from wgslice.slice.inspect import checks as c
 from wgslice.slice.inspect.hub import api_client, read_snapshot
 
 SYSTEM_NAMESPACE = "wgslice-system"
-NodeNetns = Callable[[str, str], str | None]  # (cluster, node) -> netns, or None
+NodeNetns = Callable[[str], str | None]  # node -> its network namespace here, or None
+#: Kubeconfig cluster extension: ``{"nodes": {NODE: NETNS}}``, the network namespace on this
+#: machine of each node of that cluster (the lab writes it into its kubeconfig).
+NODE_NETNS_EXTENSION = "wgslice.io/node-netns"
 
 
-def lab_nodes(kubeconfig: str | None) -> tuple[NodeNetns | None, str]:
-    """How to reach the lab's nodes, if the kubeconfig in use is the lab's and we are root."""
-    try:
-        from wgslice.lab.state import LabDirs
-        from wgslice.lab.up import load_plan
-    except ImportError:  # pragma: no cover - the lab ships with wgslice
-        return None, "no lab"
-    dirs = LabDirs.from_env()
-    used = kubeconfig or os.environ.get("KUBECONFIG", "")
-    if not used or not dirs.kubeconfig.exists() or \
-            Path(used).resolve() != dirs.kubeconfig.resolve():
-        return None, "not a lab kubeconfig; node access needs the lab or a node shell"
-    if os.geteuid() != 0:
-        return None, "reading the lab's node namespaces needs root"
-    loaded = load_plan(dirs)
-    if loaded is None:
-        return None, f"no lab in {dirs.root}"
-    plan = loaded[1]
-
-    def netns(cluster: str, node: str) -> str | None:
+def _kubeconfig_docs(kubeconfig: str | None) -> list[dict[str, Any]]:
+    if kubeconfig:
+        files = [kubeconfig]
+    else:
+        env = os.environ.get("KUBECONFIG", "")
+        files = [f for f in env.split(os.pathsep) if f] if env else \
+            [str(Path.home() / ".kube" / "config")]
+    docs = []
+    for f in files:
         try:
-            return plan.cluster(cluster).node(node).netns
-        except (KeyError, StopIteration, ValueError, AttributeError):
-            return None
+            doc = yaml.safe_load(Path(f).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict):
+            docs.append(doc)
+    return docs
 
-    return netns, ""
+
+def node_netns_map(kubeconfig: str | None, context: str | None) -> dict[str, str] | None:
+    """The NODE_NETNS_EXTENSION of `context`'s cluster (default: the current context), or
+    None. Several kubeconfig files merge as kubectl merges them: the first of a name wins."""
+    docs = _kubeconfig_docs(kubeconfig)
+    named: dict[str, dict[str, dict[str, Any]]] = {"contexts": {}, "clusters": {}}
+    current = next((d["current-context"] for d in docs if d.get("current-context")), None)
+    for d in docs:
+        for kind, key in (("contexts", "context"), ("clusters", "cluster")):
+            for entry in d.get(kind) or []:
+                if isinstance(entry, dict) and isinstance(entry.get(key), dict):
+                    named[kind].setdefault(str(entry.get("name")), entry[key])
+    ctx = named["contexts"].get(str(context or current))
+    cluster = named["clusters"].get(str((ctx or {}).get("cluster")))
+    for ext in (cluster or {}).get("extensions") or []:
+        if isinstance(ext, dict) and ext.get("name") == NODE_NETNS_EXTENSION:
+            nodes = (ext.get("extension") or {}).get("nodes")
+            if isinstance(nodes, dict):
+                return {str(k): str(v) for k, v in nodes.items()}
+    return None
+
+
+def node_access(kubeconfig: str | None, context: str | None) -> tuple[NodeNetns | None, str]:
+    """How to reach the nodes of the cluster of `context` from here, or why not."""
+    nodes = node_netns_map(kubeconfig, context)
+    if nodes is None:
+        return None, (f"the kubeconfig's cluster has no {NODE_NETNS_EXTENSION} extension; "
+                      "node access needs the lab or a node shell")
+    if os.geteuid() != 0:
+        return None, "reading the nodes' network namespaces needs root"
+    return nodes.get, ""
 
 
 def _ip_json(netns: str, *args: str) -> list[dict[str, Any]]:
@@ -100,9 +126,10 @@ def gather_member(kubeconfig: str | None, context: str | None, sname: str, membe
         facts.nodes = {}
         table = str(facts.slice_config.get("table"))
         for node in sorted(facts.slice_config.get("nodes") or {}):
-            ns = node_netns(member, node)
+            ns = node_netns(node)
             if ns is None:
-                facts.nodes[node] = {"error": "node not found in the lab"}
+                facts.nodes[node] = {"error": f"node not in the kubeconfig's "
+                                              f"{NODE_NETNS_EXTENSION} extension"}
                 continue
             try:
                 facts.nodes[node] = {"routes": _ip_json(ns, "route", "show", "table", table),
@@ -131,12 +158,16 @@ def diagnose(kubeconfig: str | None, context: str | None, member_contexts: Mappi
                     f"{len(names)} slice(s), {len(snap.members)} member(s)")]
     now = dt.datetime.now(dt.UTC)
     out += c.hub_checks(snap, slices, now)
-    node_netns, note = lab_nodes(kubeconfig)
+    access: dict[str, tuple[NodeNetns | None, str]] = {}
     for sname in slices:
         mss = c.member_slices_of(snap, sname)
         published = {m: (ms.get("status") or {}).get("publicKey", "") for m, ms in mss.items()}
         s = next(x for x in snap.slices if x["metadata"]["name"] == sname)
         for m in (s.get("spec") or {}).get("members") or []:
-            facts = gather_member(kubeconfig, member_contexts.get(m), sname, m, node_netns, note)
+            ctx = member_contexts.get(m)
+            if ctx and ctx not in access:
+                access[ctx] = node_access(kubeconfig, ctx)
+            node_netns, note = access.get(ctx or "", (None, ""))
+            facts = gather_member(kubeconfig, ctx, sname, m, node_netns, note)
             out += c.member_checks(sname, m, facts, published)
     return out

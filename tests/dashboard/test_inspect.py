@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+import yaml
 from dash_sample import NOW, member_cluster, member_slice, slice_obj, snapshot, tunnel
 
 from wgslice.slice.dashboard import views
 from wgslice.slice.dashboard.model import RateTracker
 from wgslice.slice.inspect import checks as c
-from wgslice.slice.inspect import render, verify
+from wgslice.slice.inspect import diagnose, render, verify
 
 
 def _by(results: list[dict], check: str) -> list[dict]:
@@ -123,3 +127,39 @@ def test_verify_objects_and_matrix() -> None:
     assert (m["pairs"], m["reachable"]) == (2, 1)
     text = render.matrix_text(m)
     assert "1/2 pairs reachable" in text and "FAIL" in text and "ok 1.00ms" in text
+
+
+def _kubeconfig(tmp_path: Path, clusters: dict[str, dict | None]) -> str:
+    entries = []
+    for name, nodes in clusters.items():
+        cluster: dict = {"server": "https://127.0.0.1:1"}
+        if nodes is not None:
+            cluster["extensions"] = [{"name": diagnose.NODE_NETNS_EXTENSION,
+                                      "extension": {"nodes": nodes}}]
+        entries.append({"name": name, "cluster": cluster})
+    doc = {"apiVersion": "v1", "kind": "Config", "current-context": next(iter(clusters)),
+           "clusters": entries, "users": [{"name": "u", "user": {"token": "t"}}],
+           "contexts": [{"name": n, "context": {"cluster": n, "user": "u"}} for n in clusters]}
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def test_node_access_comes_from_the_kubeconfig_extension(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kc = _kubeconfig(tmp_path, {"hub": None, "c1": {"c1-node-1": "lab-c1-node-1"}})
+    assert diagnose.node_netns_map(kc, "c1") == {"c1-node-1": "lab-c1-node-1"}
+    assert diagnose.node_netns_map(kc, "hub") is None
+    assert diagnose.node_netns_map(kc, None) is None  # current context: hub
+    assert diagnose.node_netns_map(kc, "nope") is None
+    monkeypatch.setenv("KUBECONFIG", f"{tmp_path / 'missing'}:{kc}")
+    assert diagnose.node_netns_map(None, "c1") == {"c1-node-1": "lab-c1-node-1"}
+    monkeypatch.setattr(diagnose.os, "geteuid", lambda: 0)
+    netns, note = diagnose.node_access(kc, "c1")
+    assert netns is not None and netns("c1-node-1") == "lab-c1-node-1" and note == ""
+    assert netns("c1-node-9") is None
+    netns, note = diagnose.node_access(kc, "hub")
+    assert netns is None and diagnose.NODE_NETNS_EXTENSION in note
+    monkeypatch.setattr(diagnose.os, "geteuid", lambda: 1000)
+    netns, note = diagnose.node_access(kc, "c1")
+    assert netns is None and "root" in note

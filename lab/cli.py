@@ -1,4 +1,10 @@
-"""`wgslice lab ...`: the embedded multi-cluster lab on one machine (see docs/lab.md)."""
+"""`wgslice lab ...`: the embedded multi-cluster lab on one machine (see docs/lab.md).
+
+A plugin of the `wgslice` command: pyproject.toml declares ``register`` in the entry point
+group ``wgslice.commands`` and `wgslice.cli` finds it there, so the product's CLI has no
+import of the lab (the import contracts in .importlinter keep it so). Registration stays
+cheap; the lab's modules are imported by each action's handler.
+"""
 
 from __future__ import annotations
 
