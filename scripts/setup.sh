@@ -18,6 +18,7 @@ have openvpn       || need_apt+=(openvpn)
 have iptables      || need_apt+=(iptables)
 have ps            || need_apt+=(procps)
 have git           || need_apt+=(git)
+have tcpdump       || need_apt+=(tcpdump)     # e2e/nodeagent captures on slice devices
 # scapy compiles capture filters with libpcap (the mission e2e captures packets in pods)
 ldconfig -p 2>/dev/null | grep -q 'libpcap\.so' || need_apt+=(libpcap0.8)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
