@@ -384,6 +384,20 @@ def one(n: int, nodes: int, seconds: int, port_base: int, streams: list[int],
                                      "metadata": {"name": "bench"},
                                      "spec": {"members": members,
                                               "namespaces": [{"name": NS}]}})
+            # The clock measures the slice, not the install: wait until the hub controller
+            # holds its Lease and every member agent has reported once.
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    lease = lab.api_get("hub", "/apis/coordination.k8s.io/v1/namespaces/"
+                                        "wgslice-system/leases/wgslice-hub-controller")
+                    mcs = lab.api_get("hub", f"/apis/{G}/{V}/memberclusters")["items"]
+                    if (lease.get("spec") or {}).get("holderIdentity") and all(
+                            (m.get("status") or {}).get("lastHeartbeat") for m in mcs):
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.2)
             time.sleep(2)  # let the agents' start-up work settle
             load = Path("/proc/loadavg").read_text().split()[0]
             wall0, t0 = time.time(), time.monotonic()
