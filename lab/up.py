@@ -206,11 +206,31 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
     procs = {c.name: _spawn_supervisor(dirs, c) for c in plan.clusters}
     _wait_ready(dirs, plan, procs, say, t0, timeout)
     kubeconfig = write_kubeconfig(dirs, plan)
+    _cluster_dns(dirs, plan, say, t0)
     lab["phase"] = "ready"
     dirs.write_lab(lab)
     say(f"lab up in {time.monotonic() - t0:.1f} s; kubeconfig: {kubeconfig} "
         f"(contexts: {', '.join(plan.cluster_names)})")
     return plan
+
+
+def _cluster_dns(dirs: LabDirs, plan: topo.LabPlan, say: Say, t0: float) -> None:
+    """The cluster DNS add-on (CoreDNS, lab/clusterdns.py) in every member cluster."""
+    from kubernetes import config as k8s_config
+
+    from wgslice.lab import clusterdns
+
+    for c in plan.clusters:
+        if c.name == "hub":
+            continue
+        api = k8s_config.new_client_from_config(config_file=str(dirs.kubeconfig),
+                                                context=c.name)
+        try:
+            clusterdns.install(api)
+        finally:
+            api.close()
+    say(f"cluster DNS: CoreDNS on {topo.CLUSTER_DNS_IP} of every member node "
+        f"({time.monotonic() - t0:.1f} s)")
 
 
 def _spawn_supervisor(dirs: LabDirs, cluster: topo.ClusterPlan) -> subprocess.Popen[bytes]:
