@@ -305,7 +305,7 @@ def merge(exports: Iterable[Export], namespaces: Mapping[str, Iterable[str]]) ->
         by_member: dict[str, Export] = {}
         for e in groups[key]:
             prev = by_member.get(e.member)
-            if prev is None or e.age < prev.age:
+            if prev is None or (e.age, repr(e)) < (prev.age, repr(prev)):
                 by_member[e.member] = e
         ordered = sorted(by_member.values(), key=lambda e: e.age)
         valid = [e for e in ordered if e.valid]
