@@ -182,8 +182,6 @@ def build_cluster(plan: topo.LabPlan, cluster: topo.ClusterPlan, record: Record)
             for other in cluster.nodes:
                 if other is not node:
                     _route(ns, other.pod_cidr, other.ip)
-            if not _has(ns, topo.DNS_IF):
-                ns.link("add", ifname=topo.DNS_IF, kind="dummy")
             _addr_up(ns, topo.DNS_IF, topo.CLUSTER_DNS_IP, 32)
             if node.gateway and node.wan_ip:
                 _addr_up(ns, topo.WAN_IF, node.wan_ip, wan_plen)
