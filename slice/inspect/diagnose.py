@@ -139,4 +139,5 @@ def diagnose(kubeconfig: str | None, context: str | None, member_contexts: Mappi
         for m in (s.get("spec") or {}).get("members") or []:
             facts = gather_member(kubeconfig, member_contexts.get(m), sname, m, node_netns, note)
             out += c.member_checks(sname, m, facts, published)
+        out += c.service_checks(sname, snap)
     return out
