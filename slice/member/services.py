@@ -82,6 +82,7 @@ def clusterset_server_block(slices: Mapping[str, Sequence[str]], zone: str = ZON
             "        pods verified",
             "        ttl 5",
             "    }",
+            "    loadbalance",
             "}",
         ]
     lines += [
