@@ -292,14 +292,37 @@ def test_outsider_neither_resolves_nor_reaches(lab: Lab, world: dict[str, Any]) 
     assert r.returncode != 0
 
 
-def test_unexport_removes_imports(lab: Lab, world: dict[str, Any]) -> None:
+def test_service_deleted_then_unexported_removes_imports(lab: Lab, world: dict[str, Any]
+                                                         ) -> None:
     client = world["client"]
-    lab.kubectl("delete", "serviceexport", "db", "-n", "shop", context="c2")
+    # the Service goes: the export turns invalid (NoService) and the import goes everywhere
+    lab.kubectl("delete", "service", "db", "-n", "shop", context="c2")
     t0 = time.monotonic()
     wait_for(lambda: dns(lab, "c1", "shop", client, f"db.shop.{ZONE}")[0] == "NXDOMAIN", 30,
              "db gone from c1's DNS")
-    say(f"unexported db out of c1's DNS in {time.monotonic() - t0:.1f} s")
+    say(f"Service db deleted: out of c1's DNS in {time.monotonic() - t0:.1f} s")
+
+    def invalid() -> bool:
+        se = lab.api_get("c2", "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/shop/"
+                         "serviceexports/db")
+        conds = {c["type"]: (c["status"], c["reason"])
+                 for c in (se.get("status") or {}).get("conditions") or []}
+        return conds.get("Valid") == ("False", "NoService")
+
+    wait_for(invalid, 15, "ServiceExport db Valid=False NoService")
     for c in ("c1", "c3"):
         wait_for(lambda c=c: lab.kubectl("get", "serviceimport", "db", "-n", "shop",
                                          context=c, check=False).returncode != 0, 15,
                  f"ServiceImport db gone from {c}")
+    # the last exports of the slice go: nothing of them is left anywhere
+    for c in ("c2", "c3"):
+        lab.kubectl("delete", "serviceexport", "web", "-n", "shop", context=c)
+    t0 = time.monotonic()
+    wait_for(lambda: dns(lab, "c1", "shop", client, f"web.shop.{ZONE}")[0] == "NXDOMAIN", 30,
+             "web gone from c1's DNS")
+    say(f"web unexported: out of c1's DNS in {time.monotonic() - t0:.1f} s")
+    for c in ("c1", "c2", "c3"):
+        wait_for(lambda c=c: not lab.api_get(
+            c, "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices?labelSelector="
+            "endpointslice.kubernetes.io%2Fmanaged-by%3Dwgslice.io")["items"], 15,
+            f"no imported EndpointSlices left in {c}")
