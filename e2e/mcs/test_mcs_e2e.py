@@ -14,8 +14,8 @@ hostname + subdomain). Then, from a `web` pod in c1:
 - a pod of a namespace outside the slice resolves nothing and reaches nothing;
 - unexporting removes the import everywhere.
 
-Run: flock /tmp/wgslice-e2e.lock .venv/bin/pytest -q -s e2e/mcs  (root; WGSLICE_LAB_* pick
-the lab's dir, prefix and ports).
+Run: flock /tmp/wgslice-e2e.lock .venv/bin/pytest -q -s e2e/mcs  (root;
+WGSLICE_MCS_E2E_PREFIX / WGSLICE_MCS_E2E_PORT_BASE move its lab, default wgsmcs- / 27443).
 """
 
 from __future__ import annotations
@@ -70,9 +70,11 @@ def wait_for(check: Any, timeout: float, what: str, interval: float = 0.2) -> An
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from wgslice.lab import demo
 
-    state = Path(os.environ.get("WGSLICE_LAB_DIR") or tmp_path_factory.mktemp("mcs") / "state")
-    handle = Lab(state_dir=state, prefix=os.environ.get("WGSLICE_LAB_PREFIX", "wgsmcs-"),
-                 port_base=int(os.environ.get("WGSLICE_LAB_PORT_BASE", "27443")))
+    # its own variables, not WGSLICE_LAB_*: the teardown sweeps namespaces by prefix, and
+    # must never take a user's lab with it
+    state = tmp_path_factory.mktemp("mcs") / "state"
+    handle = Lab(state_dir=state, prefix=os.environ.get("WGSLICE_MCS_E2E_PREFIX", "wgsmcs-"),
+                 port_base=int(os.environ.get("WGSLICE_MCS_E2E_PORT_BASE", "27443")))
     handle.down()
     servers: list[subprocess.Popen[bytes]] = []
     handle.servers = servers  # type: ignore[attr-defined]
