@@ -109,9 +109,3 @@ def manifests() -> list[dict[str, Any]]:
             },
         },
     ]
-
-
-def install(api_client: Any) -> list[str]:
-    from wgslice.slice.kubeapply import apply_all
-
-    return apply_all(api_client, manifests())
