@@ -33,7 +33,7 @@ from wgslice.lab import topology as topo
 from wgslice.lab.kubeclient import ApiError, Client, Informer, path_for
 from wgslice.lab.nodes import NodeAgent
 from wgslice.lab.podprep import PodPreparer
-from wgslice.lab.podspec import PodSpecError
+from wgslice.lab.podspec import PodSpecError, resolv_conf
 from wgslice.lab.podstatus import pod_status
 from wgslice.lab.probes import run_probe
 from wgslice.lab.state import LabDirs
@@ -202,9 +202,9 @@ class Kubelet:
             node = run.node
             for attempt in range(1000):
                 try:
+                    run.pod = pod
                     if not run.netns:
                         await self._sandbox(run)
-                    run.pod = pod
                     plans, inits = await self.prep.prepare(run, pod)
                     break
                 except PodSpecError as exc:
@@ -250,6 +250,9 @@ class Kubelet:
                                     name, "--veth", veth, "--address", f"{ip}/{plen}",
                                     "--gateway", node.pod_gateway)
             run.netns, run.host_veth, run.ip = name, veth, ip
+            text = resolv_conf(run.pod or {}, topo.CLUSTER_DNS_IP, topo.CLUSTER_DOMAIN)
+            if text is not None:
+                await asyncio.to_thread(nx.write_resolv_conf, name, text)
         self._write_record(run)
 
     async def _annotate(self, run: PodRun) -> None:

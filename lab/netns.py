@@ -48,6 +48,24 @@ def create(name: str) -> None:
 def remove(name: str) -> None:
     with contextlib.suppress(FileNotFoundError, OSError):
         netns.remove(name)
+    etc = os.path.join(ETC_NETNS_DIR, name)  # the pod's resolv.conf, if any
+    with contextlib.suppress(FileNotFoundError, OSError):
+        for f in os.listdir(etc):
+            os.unlink(os.path.join(etc, f))
+        os.rmdir(etc)
+
+
+#: `ip netns exec NAME` bind-mounts /etc/netns/NAME/<file> over /etc/<file>: a pod's
+#: resolv.conf lives there, as its own /etc/resolv.conf inside the pod.
+ETC_NETNS_DIR = "/etc/netns"
+
+
+def write_resolv_conf(name: str, text: str) -> None:
+    os.makedirs(os.path.join(ETC_NETNS_DIR, name), exist_ok=True)
+    path = os.path.join(ETC_NETNS_DIR, name, "resolv.conf")
+    with open(path + ".tmp", "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def pids(name: str) -> list[int]:
@@ -164,6 +182,7 @@ def build_cluster(plan: topo.LabPlan, cluster: topo.ClusterPlan, record: Record)
             for other in cluster.nodes:
                 if other is not node:
                     _route(ns, other.pod_cidr, other.ip)
+            _addr_up(ns, topo.DNS_IF, topo.CLUSTER_DNS_IP, 32)
             if node.gateway and node.wan_ip:
                 _addr_up(ns, topo.WAN_IF, node.wan_ip, wan_plen)
             elif gateway is not None:

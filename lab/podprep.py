@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from wgslice.lab import controlplane
 from wgslice.lab import runtime as rt
 from wgslice.lab import topology as topo
 from wgslice.lab.kubeclient import ApiError, Client, path_for
@@ -28,6 +29,8 @@ from wgslice.lab.podspec import (
     is_project_image,
     referenced_objects,
     secret_data,
+    upstream_argv,
+    upstream_program,
 )
 from wgslice.lab.state import LabDirs
 
@@ -114,9 +117,18 @@ class PodPreparer:
                 mounts.append(Mount(src, vm["mountPath"], bool(vm.get("readOnly")),
                                     vm.get("subPath", "")))
             project = is_project_image(c.get("image", ""))
+            argv = container_argv(c, self.python, env)
+            program = upstream_program(c.get("image", ""))
+            if program is not None:  # an upstream program the lab built: run it for real
+                try:
+                    binary = controlplane.binary(program)
+                except FileNotFoundError as exc:
+                    raise PodSpecError("CreateContainerError", str(exc)) from exc
+                argv = upstream_argv(c, binary, env)
+                project = True
             ports = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or []
                      if p.get("name")}
-            return ContainerPlan(name=c["name"], argv=container_argv(c, self.python, env),
+            return ContainerPlan(name=c["name"], argv=argv,
                                  env={**base_env, **env}, mounts=mounts, project=project,
                                  readiness=c.get("readinessProbe"),
                                  liveness=c.get("livenessProbe"), ports=ports)

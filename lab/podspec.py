@@ -45,6 +45,29 @@ def is_project_image(image: str) -> bool:
     return image_repository(image).rsplit("/", 1)[-1] == "wgslice"
 
 
+#: Images of upstream programs the lab runs for real, from the binaries
+#: scripts/build-upstream.sh built (repository's last element -> program name). Their
+#: `command` (or the image's entry point, the program itself) and `args` run as given.
+UPSTREAM_IMAGES = {"coredns": "coredns"}
+
+
+def upstream_program(image: str) -> str | None:
+    """The upstream program an image stands for (``registry.k8s.io/coredns/coredns:v1.15.0``
+    -> ``coredns``), or None for workload images (which idle)."""
+    return UPSTREAM_IMAGES.get(image_repository(image).rsplit("/", 1)[-1])
+
+
+def upstream_argv(container: Obj, binary: str, env: Mapping[str, str] | None = None
+                  ) -> list[str]:
+    """argv of an upstream-image container: its entry point is the program itself."""
+    env = env or {}
+    command = [expand(str(c), env) for c in container.get("command") or []]
+    args = [expand(str(a), env) for a in container.get("args") or []]
+    if command and os.path.basename(command[0]) != os.path.basename(binary):
+        return [*command, *args]
+    return [binary, *command[1:], *args]
+
+
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -289,3 +312,32 @@ def mount_script(mounts: list[Mount], sa_dir: str | None) -> str:
             lines.append(f"mount -o remount,bind,ro {tgt}")
     lines.append('exec "$@"')
     return "\n".join(lines)
+
+
+def resolv_conf(pod: Obj, cluster_dns: str, domain: str = "cluster.local") -> str | None:
+    """The pod's /etc/resolv.conf as a kubelet writes it for `dnsPolicy` (ClusterFirst by
+    default; `None` uses the node's: no file), plus `dnsConfig`; None for hostNetwork pods
+    (they share the node's). Search path and ndots:5 as the kubelet sets them."""
+    spec = pod.get("spec") or {}
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    host = bool(spec.get("hostNetwork"))
+    if policy == "Default" or (host and policy != "ClusterFirstWithHostNet"):
+        return None
+    if host:
+        return None  # the node's namespace is shared by every hostNetwork pod: leave it
+    ns = (pod.get("metadata") or {}).get("namespace") or "default"
+    cfg = spec.get("dnsConfig") or {}
+    servers: list[str] = [] if policy == "None" else [cluster_dns]
+    search: list[str] = [] if policy == "None" else [f"{ns}.svc.{domain}", f"svc.{domain}", domain]
+    options: dict[str, str | None] = {} if policy == "None" else {"ndots": "5"}
+    servers += [str(s) for s in cfg.get("nameservers") or []]
+    search += [str(s) for s in cfg.get("searches") or []]
+    for o in cfg.get("options") or []:
+        options[str(o.get("name"))] = None if o.get("value") is None else str(o["value"])
+    lines = [f"nameserver {s}" for s in servers[:3]]
+    if search:
+        lines.append("search " + " ".join(search))
+    if options:
+        lines.append("options " + " ".join(k if v is None else f"{k}:{v}"
+                                            for k, v in options.items()))
+    return "\n".join(lines) + "\n"

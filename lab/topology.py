@@ -49,6 +49,14 @@ NODE_IF = "eth0"  # in each node: the node's cluster-network interface
 WAN_IF = "wan0"  # in gateway nodes and the hub's cp namespace
 WAN_BRIDGE = "wan0"  # in <prefix>wan
 POD_IF = "eth0"  # in each pod
+#: The cluster DNS address every pod's /etc/resolv.conf names: a link-local address of
+#: every node, where the cluster DNS (CoreDNS, a hostNetwork DaemonSet) listens --
+#: NodeLocal DNSCache's layout, which needs no Service routing (the lab has no kube-proxy)
+#: and lets the DNS server see each client pod's own address. NodeLocal DNSCache puts it
+#: on a dummy interface; this kernel has no dummy links, so it goes on `lo`.
+CLUSTER_DNS_IP = "169.254.20.10"
+DNS_IF = "lo"  # in each node
+CLUSTER_DOMAIN = "cluster.local"
 
 
 @dataclass(frozen=True)

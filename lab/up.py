@@ -101,6 +101,33 @@ def api_get(dirs: LabDirs, cluster: topo.ClusterPlan, path: str,
         return json.loads(resp.read())
 
 
+def api_create(dirs: LabDirs, cluster: topo.ClusterPlan, obj: dict[str, Any],
+               timeout: float = 5.0) -> bool:
+    """POST an object (stdlib only, as `api_get`); False when it already exists."""
+    import urllib.error
+
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    plural = {"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings",
+              "ServiceAccount": "serviceaccounts", "ConfigMap": "configmaps",
+              "DaemonSet": "daemonsets"}[kind]
+    ns = obj["metadata"].get("namespace")
+    path = f"{base}/namespaces/{ns}/{plural}" if ns else f"{base}/{plural}"
+    token = dirs.token_file(cluster.name).read_text().strip()
+    ctx = ssl.create_default_context(cafile=str(ca_file(dirs, cluster.name)))
+    req = urllib.request.Request(cluster.local_url + path, data=json.dumps(obj).encode(),
+                                 method="POST",
+                                 headers={"Authorization": f"Bearer {token}",
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=ctx):
+            return True
+    except urllib.error.HTTPError as exc:
+        if exc.code == 409:
+            return False
+        raise
+
+
 def ready_nodes(dirs: LabDirs, cluster: topo.ClusterPlan) -> int:
     nodes = api_get(dirs, cluster, "/api/v1/nodes").get("items") or []
     return sum(1 for n in nodes for c in (n.get("status") or {}).get("conditions") or []
@@ -213,11 +240,26 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
     procs = {c.name: _spawn_supervisor(dirs, c) for c in plan.clusters}
     _wait_ready(dirs, plan, procs, say, t0, timeout)
     kubeconfig = write_kubeconfig(dirs, plan)
+    _cluster_dns(dirs, plan, say, t0)
     lab["phase"] = "ready"
     dirs.write_lab(lab)
     say(f"lab up in {time.monotonic() - t0:.1f} s; kubeconfig: {kubeconfig} "
         f"(contexts: {', '.join(plan.cluster_names)})")
     return plan
+
+
+def _cluster_dns(dirs: LabDirs, plan: topo.LabPlan, say: Say, t0: float) -> None:
+    """The cluster DNS add-on (CoreDNS, lab/clusterdns.py) in every member cluster, created
+    as kubeadm's addon phase does (plain creates; an existing object is left as it is)."""
+    from wgslice.lab import clusterdns
+
+    for c in plan.clusters:
+        if c.name == "hub":
+            continue
+        for obj in clusterdns.manifests():
+            api_create(dirs, c, obj)
+    say(f"cluster DNS: CoreDNS on {topo.CLUSTER_DNS_IP} of every member node "
+        f"({time.monotonic() - t0:.1f} s)")
 
 
 def _spawn_supervisor(dirs: LabDirs, cluster: topo.ClusterPlan) -> subprocess.Popen[bytes]:

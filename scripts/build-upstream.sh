@@ -4,6 +4,8 @@
 #   kube-apiserver, kube-controller-manager, kube-scheduler  (k8s.io/kubernetes)
 #   etcd                                                     (go.etcd.io/etcd/server/v3)
 #   wireguard-go                                             (golang.zx2c4.com/wireguard)
+#   coredns                                                  (github.com/coredns/coredns)
+#   mcs-conformance.test (opt-in)                            (sigs.k8s.io/mcs-api/conformance)
 # Each lands in $WGSLICE_UPSTREAM (default /var/cache/wgslice/upstream)/<name>-<version>/ and
 # is linked from $WGSLICE_UPSTREAM/bin/<program>. A program whose pinned version already has
 # a binary is not rebuilt. Go's module and build caches stay warm between runs.
@@ -12,7 +14,8 @@
 # with replace directives to ./staging; a consumer maps each of them to the published version
 # of the same release (v1.37.2 -> v0.37.2). The list is read from the release's own go.mod.
 #
-# Usage: build-upstream.sh [kubernetes|etcd|wireguard-go ...]   (default: all)
+# Usage: build-upstream.sh [kubernetes|etcd|wireguard-go|coredns|mcs-conformance ...]
+#        (default: all but mcs-conformance)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=upstream.env
@@ -131,13 +134,69 @@ build_wireguard_go() {
   link wireguard-go "$dir"
 }
 
+# CoreDNS, stock: since v1.12 its kubernetes plugin serves the MCS clusterset.local zone
+# itself (`multicluster clusterset.local`, reading ServiceImports and the EndpointSlices
+# labelled multicluster.kubernetes.io/service-name), so the module's own main package is
+# the whole program: no custom plugin list is needed.
+build_coredns() {
+  local v=$COREDNS_VERSION dir="$out/coredns-$COREDNS_VERSION"
+  if [ -x "$dir/coredns" ]; then link coredns "$dir"; return; fi
+  have_go
+  say "building CoreDNS $v from github.com/coredns/coredns"
+  local src="$out/src/coredns-$v"
+  mkdir -p "$src" "$dir.tmp"
+  (
+    cd "$src"
+    [ -f go.mod ] || go mod init wgslice.local/build/coredns >/dev/null 2>&1
+    go mod edit "-require=github.com/coredns/coredns@$v"
+    printf 'package build\n\nimport _ "github.com/coredns/coredns/coremain"\nimport _ "github.com/coredns/coredns/core/plugin"\n' >tools.go
+    go mod tidy
+    timed go build -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$v" \
+      -o "$dir.tmp/coredns" github.com/coredns/coredns
+  )
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  link coredns "$dir"
+}
+
+# The sigs.k8s.io/mcs-api conformance suite (Ginkgo), compiled into a test binary. Opt-in
+# (`build-upstream.sh mcs-conformance`): it is its own module, sigs.k8s.io/mcs-api/conformance,
+# with no tagged release, so it is pinned by pseudo-version; a Go module proxy that does not
+# serve that module (the one on this project's build machines answers 403) makes this a
+# clear error, not a silent skip. docs/mcs.md says how CI runs it and what it needs.
+build_mcs_conformance() {
+  local v=$MCS_CONFORMANCE_VERSION dir="$out/mcs-conformance-$MCS_CONFORMANCE_VERSION"
+  if [ -x "$dir/mcs-conformance.test" ]; then link mcs-conformance.test "$dir"; return; fi
+  have_go
+  say "building the MCS conformance suite $v from sigs.k8s.io/mcs-api/conformance"
+  local src="$out/src/mcs-conformance-$v"
+  mkdir -p "$src" "$dir.tmp"
+  (
+    cd "$src"
+    [ -f go.mod ] || go mod init wgslice.local/build/mcs-conformance >/dev/null 2>&1
+    if ! go mod download "sigs.k8s.io/mcs-api/conformance@$v"; then
+      echo "build-upstream: the Go module proxy ($GOPROXY) does not serve" \
+        "sigs.k8s.io/mcs-api/conformance@$v; use a proxy that does (GOPROXY=...)" >&2
+      rmdir "$dir.tmp" 2>/dev/null || true
+      exit 3
+    fi
+    go mod edit "-require=sigs.k8s.io/mcs-api/conformance@$v"
+    printf 'package build\n\nimport _ "sigs.k8s.io/mcs-api/conformance"\n' >tools.go
+    go mod tidy
+    timed go test -c -o "$dir.tmp/mcs-conformance.test" sigs.k8s.io/mcs-api/conformance
+  )
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  link mcs-conformance.test "$dir"
+}
+
 what=("$@")
-[ ${#what[@]} -gt 0 ] || what=(wireguard-go etcd kubernetes)
+[ ${#what[@]} -gt 0 ] || what=(wireguard-go etcd kubernetes coredns)
 for w in "${what[@]}"; do
   case $w in
     kubernetes) build_kubernetes ;;
     etcd) build_etcd ;;
     wireguard-go) build_wireguard_go ;;
-    *) echo "build-upstream: unknown program '$w' (kubernetes, etcd, wireguard-go)" >&2; exit 2 ;;
+    coredns) build_coredns ;;
+    mcs-conformance) build_mcs_conformance ;;
+    *) echo "build-upstream: unknown program '$w' (kubernetes, etcd, wireguard-go, coredns, mcs-conformance)" >&2; exit 2 ;;
   esac
 done

@@ -19,6 +19,8 @@ from wgslice.slice.reconcile import Actions, Snapshot
 from wgslice.slice.status import SLICE_FINALIZER, SLICE_LABEL
 
 log = logging.getLogger("wgslice.hub")
+#: MemberSlice.spec keys of Multi-Cluster Services, absent when a member has none
+MCS_SPEC_KEYS = ("serviceImports", "serviceExports")
 
 EVENTS_NAMESPACE = "default"  # where Events about cluster-scoped objects go, as kubectl expects
 
@@ -139,7 +141,12 @@ class HubApi:
                 ns,
                 "memberslices",
                 name,
-                {"metadata": {"labels": obj["metadata"]["labels"]}, "spec": obj["spec"]},
+                {
+                    "metadata": {"labels": obj["metadata"]["labels"]},
+                    # a merge patch keeps keys it does not name: the last import or export
+                    # condition of a slice must be removed explicitly
+                    "spec": {**{k: None for k in MCS_SPEC_KEYS}, **obj["spec"]},
+                },
             )
             return
         except ApiException as exc:

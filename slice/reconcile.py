@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wgslice import ipam
+from wgslice.slice import mcs
 from wgslice.slice.model import API_VERSION, OverlayPool, Problem
 from wgslice.slice.parse import parse_inventory, parse_slice
 from wgslice.slice.planner import plan
@@ -160,11 +161,14 @@ def reconcile(
             slice_reports = {
                 m: reports[(name, m)] for m in sp.graph.members if (name, m) in reports
             }
-            for state in sp.member_states():
+            states = list(sp.member_states())
+            services = _merge_services(name, states, existing)
+            for state in states:
                 desired.add((name, state.member))
                 if state.member in vanished:
                     continue  # nobody there to read it; its last MemberSlice stays as it was
                 obj = member_slice(state, slice_reports, members)
+                _add_services(obj, state.member, services)
                 if _differs(obj, existing.get((name, state.member))):
                     actions.apply.append(obj)
         else:  # invalid or unplannable: keep the last good MemberSlices running
@@ -247,6 +251,30 @@ def _pool_statuses(
             }
         if _status_differs(status, old):
             actions.pool_status[name] = status
+
+
+def _merge_services(name: str, states: Sequence[Any], existing: Mapping[tuple[str, str], Obj]
+                    ) -> mcs.Merged:
+    """Multi-Cluster Services of one slice: every member's published exports (its
+    MemberSlice status) merged into imports and export conditions (slice/mcs.py)."""
+    exports = []
+    for state in states:
+        ms = existing.get((name, state.member))
+        for rec in ((ms or {}).get("status") or {}).get("serviceExports") or []:
+            with contextlib.suppress(TypeError, ValueError, KeyError, AttributeError):
+                exports.append(mcs.Export.from_data(state.member, rec))
+    return mcs.merge(exports, {st.member: st.namespaces for st in states})
+
+
+def _add_services(obj: dict[str, Any], member: str, merged: mcs.Merged) -> None:
+    imports = merged.imports.get(member) or []
+    conditions = sorted((ns, n, c) for (m, ns, n), c in merged.conditions.items() if m == member)
+    if imports:
+        obj["spec"]["serviceImports"] = [imp.to_data() for imp in imports]
+    if conditions:
+        obj["spec"]["serviceExports"] = [
+            {"namespace": ns, "name": n, "conditions": c} for ns, n, c in conditions
+        ]
 
 
 #: A member agent heartbeats every 10 s; this long without one marks the member not Ready.

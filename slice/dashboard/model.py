@@ -327,3 +327,48 @@ def events_view(snap: Snapshot, slice_name: str, now: dt.datetime) -> list[dict[
     out.sort(key=lambda e: parse_time(e["time"]) or dt.datetime.min.replace(tzinfo=dt.UTC),
              reverse=True)
     return out[:MAX_EVENTS]
+
+
+def services_view(snap: Snapshot, slice_name: str) -> list[dict[str, Any]]:
+    """Multi-Cluster Services of one slice, from the hub alone: each exported service with
+    its exporters (type, ready/total endpoints, the hub's conditions) and where it is
+    imported (endpoints per source member as that member will see them)."""
+    by_member = member_slices_of(snap, slice_name)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def entry(ns: str, name: str) -> dict[str, Any]:
+        return out.setdefault((ns, name), {"namespace": ns, "name": name, "exporters": [],
+                                           "importedBy": [], "type": "", "ports": []})
+
+    for member, ms in sorted(by_member.items()):
+        spec, status = ms.get("spec") or {}, ms.get("status") or {}
+        decided = {(e.get("namespace"), e.get("name")): e.get("conditions") or []
+                   for e in spec.get("serviceExports") or []}
+        for rec in status.get("serviceExports") or []:
+            key = (rec.get("namespace", ""), rec.get("name", ""))
+            eps = rec.get("endpoints") or []
+            conds = decided.get(key) or [
+                {"type": "Valid", "status": "True" if rec.get("valid", True) else "False",
+                 "reason": rec.get("reason", ""), "message": rec.get("message", "")},
+                {"type": "Ready", "status": "Unknown", "reason": "Pending",
+                 "message": "the hub has not merged this export yet"}]
+            entry(*key)["exporters"].append({
+                "member": member, "type": rec.get("type", ""), "created": rec.get("created", ""),
+                "endpoints": len(eps), "readyEndpoints": sum(bool(e.get("ready", True))
+                                                             for e in eps),
+                "conditions": conds})
+        for imp in spec.get("serviceImports") or []:
+            e = entry(imp.get("namespace", ""), imp.get("name", ""))
+            e["type"] = imp.get("type", "")
+            e["ports"] = [f"{p.get('name') or '-'} {p.get('port')}/{p.get('protocol', 'TCP')}"
+                          for p in imp.get("ports") or []]
+            e["importedBy"].append({
+                "member": member,
+                "endpoints": {c.get("cluster", ""): len(c.get("endpoints") or [])
+                              for c in imp.get("clusters") or []}})
+    for e in out.values():
+        bad = [c for x in e["exporters"] for c in x["conditions"]
+               if (c.get("type") in ("Valid", "Ready") and c.get("status") == "False")
+               or (c.get("type") == "Conflict" and c.get("status") == "True")]
+        e["health"] = "bad" if bad and not e["importedBy"] else ("warn" if bad else "ok")
+    return [out[k] for k in sorted(out)]

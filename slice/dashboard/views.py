@@ -21,6 +21,7 @@ from wgslice.slice.dashboard.model import (
     graph_view,
     member_health,
     member_slices_of,
+    services_view,
     slice_health,
     tunnels_view,
 )
@@ -92,8 +93,10 @@ def overview(snap: Snapshot, rates: RateTracker, mono: float, now: dt.datetime
     totals = {"slices": len(slices), "members": len(members),
               **{k: sum(s["tunnels"][k] for s in slices)
                  for k in ("total", "up", "degraded", "down", "connecting")}}
+    services = [{"slice": _name(s), **svc} for s in sorted(snap.slices, key=_name)
+                for svc in services_view(snap, _name(s))]
     return {"apiVersion": API_VERSION, "kind": "Overview", "generatedAt": _iso(now),
-            "slices": slices, "members": members, "totals": totals}
+            "slices": slices, "members": members, "totals": totals, "services": services}
 
 
 def slice_detail(snap: Snapshot, name: str, rates: RateTracker, mono: float,
@@ -127,6 +130,7 @@ def slice_detail(snap: Snapshot, name: str, rates: RateTracker, mono: float,
     return {"apiVersion": API_VERSION, "kind": "SliceView", "generatedAt": _iso(now),
             **summary, "conditions": conditions, "memberDetails": members,
             "tunnelList": tunnels, "graph": graph_view(members, tunnels),
+            "services": services_view(snap, name),
             "events": events_view(snap, name, now)}
 
 

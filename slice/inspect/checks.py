@@ -326,3 +326,131 @@ def route_checks(sname: str, member: str, facts: MemberFacts) -> list[dict[str, 
 def is_fresh(value: Any, now: Any, limit: float) -> bool:
     when = parse_time(value)
     return when is not None and (now - when).total_seconds() <= limit
+
+
+# -- Multi-Cluster Services -----------------------------------------------------------------------
+_EXPORT_FIXES = {
+    "NoService": "create the Service the ServiceExport names (same name and namespace), or "
+                 "delete the ServiceExport",
+    "InvalidServiceType": "ExternalName Services cannot be exported: export a Service with "
+                          "a selector (or headless) instead",
+}
+
+
+def service_checks(sname: str, snap: Snapshot) -> list[dict[str, Any]]:
+    """Each exported service of the slice: valid, free of conflicts, with ready endpoints,
+    imported where its namespace is; endpoints withdrawn behind a tunnel that is down."""
+    from wgslice.slice.dashboard.model import services_view
+
+    out: list[dict[str, Any]] = []
+    mss = member_slices_of(snap, sname)
+    down = {(a, b) for a, b, st in _tunnel_states(mss) if st == "down"}
+    for svc in services_view(snap, sname):
+        ref = f"{svc['namespace']}/{svc['name']}"
+        problems = 0
+        for x in svc["exporters"]:
+            for cond in x["conditions"]:
+                t, st, why = cond.get("type"), cond.get("status"), cond.get("reason", "")
+                if t == "Valid" and st == "False":
+                    problems += 1
+                    out.append(result("service-export", "fail",
+                                      f"{ref} exported from {x['member']} is not valid: {why}: "
+                                      f"{cond.get('message', '')}",
+                                      _EXPORT_FIXES.get(why, "fix the Service"), slice=sname,
+                                      member=x["member"]))
+                elif t == "Conflict" and st == "True":
+                    problems += 1
+                    out.append(result("service-export", "warn",
+                                      f"{ref} from {x['member']}: {why}: {cond.get('message')}",
+                                      "make the Service identical in every exporting member "
+                                      "(the oldest export wins meanwhile)", slice=sname,
+                                      member=x["member"]))
+            invalid = any(c.get("type") == "Valid" and c.get("status") == "False"
+                          for c in x["conditions"])
+            if not invalid and not x["readyEndpoints"]:
+                problems += 1
+                out.append(result("service-endpoints", "warn",
+                                  f"{ref} exported from {x['member']} has no ready endpoint "
+                                  "with a slice address",
+                                  "check that its pods are Ready and match the Service's "
+                                  "selector, and that their namespace is attached (pods get "
+                                  "the annotation wgslice.io/slice-address)", slice=sname,
+                                  member=x["member"]))
+        for imp in svc["importedBy"]:
+            for src, n in imp["endpoints"].items():
+                if n and src != imp["member"] and (
+                        (imp["member"], src) in down or (src, imp["member"]) in down):
+                    problems += 1
+                    out.append(result("service-endpoints", "warn",
+                                      f"{ref}: {src}'s endpoints are withdrawn from "
+                                      f"{imp['member']}'s DNS: the tunnel between them is down",
+                                      "see the tunnel checks above", slice=sname,
+                                      member=imp["member"]))
+        if not problems:
+            where = ", ".join(i["member"] for i in svc["importedBy"]) or "nowhere"
+            out.append(result("service-export", "ok",
+                              f"{ref} exported by "
+                              f"{', '.join(x['member'] for x in svc['exporters'])}, "
+                              f"imported in {where}", slice=sname))
+    return out
+
+
+def _tunnel_states(mss: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    out = []
+    for m, ms in mss.items():
+        for t in ((ms.get("status") or {}).get("tunnels") or []):
+            out.append((m, str(t.get("peer", "")), str(t.get("state", ""))))
+    return out
+
+
+def name_checks(snap: Snapshot, name: str, member: str | None = None) -> list[dict[str, Any]]:
+    """Why `<svc>.<ns>.svc.clusterset.local` (or a per-pod name under it) does or does not
+    resolve, from the hub alone: the first broken link is a `fail` that says what to do."""
+    labels = name.rstrip(".").lower().split(".")
+    if labels[-3:] != ["svc", "clusterset", "local"] or len(labels) < 5:
+        return [result("dns-name", "fail", f"{name} is not a clusterset name",
+                       "write <service>.<namespace>.svc.clusterset.local")]
+    svc, ns = labels[-5], labels[-4]
+    owners = []
+    for s in snap.slices:
+        spec = s.get("spec") or {}
+        for n in spec.get("namespaces") or []:
+            if n.get("name") == ns:
+                owners.append(_name(s))
+    if not owners:
+        return [result("dns-name", "fail",
+                       f"namespace {ns} is in no slice: clusterset names of a namespace "
+                       "resolve only in its slice's members, to its slice's pods",
+                       f"add {ns} to a Slice's spec.namespaces")]
+    sname = owners[0]
+    mss = member_slices_of(snap, sname)
+    if member is not None:
+        ms = mss.get(member)
+        held = ((ms or {}).get("spec") or {}).get("namespaces") or []
+        if ns not in held:
+            return [result("dns-name", "fail",
+                           f"member {member} does not hold namespace {ns} of slice {sname}: "
+                           "it imports nothing of it, and its pods outside the slice get "
+                           "NXDOMAIN", f"query from a pod in a namespace of slice {sname}",
+                           slice=sname, member=member)]
+    from wgslice.slice.dashboard.model import services_view
+
+    found = next((x for x in services_view(snap, sname)
+                  if (x["namespace"], x["name"]) == (ns, svc)), None)
+    if found is None or not found["exporters"]:
+        return [result("dns-name", "fail", f"no member of slice {sname} exports {ns}/{svc}",
+                       f"create a ServiceExport named {svc} in namespace {ns} of a member "
+                       "that runs the Service", slice=sname)]
+    checks = [c for c in service_checks(sname, snap)
+              if f"{ns}/{svc}" in c["message"] and c["status"] != "ok"]
+    importers = [i["member"] for i in found["importedBy"]]
+    if member is not None and member not in importers:
+        checks.append(result("dns-name", "fail", f"member {member} has no import of {ns}/{svc} "
+                             "yet", "check the member agent there (its log) and the hub "
+                             "controller", slice=sname, member=member))
+    if not any(c["status"] == "fail" for c in checks):
+        checks.append(result("dns-name", "ok" if not checks else "warn",
+                             f"{name} resolves in {', '.join(importers)} for pods of slice "
+                             f"{sname}'s namespaces (headless: one A record per ready endpoint)",
+                             "" if not checks else "see the warnings", slice=sname))
+    return checks

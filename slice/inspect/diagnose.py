@@ -170,4 +170,5 @@ def diagnose(kubeconfig: str | None, context: str | None, member_contexts: Mappi
             node_netns, note = access.get(ctx or "", (None, ""))
             facts = gather_member(kubeconfig, ctx, sname, m, node_netns, note)
             out += c.member_checks(sname, m, facts, published)
+        out += c.service_checks(sname, snap)
     return out

@@ -73,9 +73,31 @@ def status_text(doc: Mapping[str, Any], colour: bool = False) -> str:
            "",
            table(["MEMBER", "HEALTH", "HEARTBEAT", "AGENT", "SLICES"], members, colour, {1: 1})
            if members else "No members."]
+    services = [
+        [s["slice"], f"{s['namespace']}/{s['name']}", s["health"], s.get("type") or "-",
+         ",".join(f"{x['member']}({x['readyEndpoints']}/{x['endpoints']})"
+                  for x in s["exporters"]) or "-",
+         ",".join(i["member"] for i in s["importedBy"]) or "-",
+         _conditions_short(s)]
+        for s in doc.get("services") or []]
+    if services:
+        out += ["", table(["SLICE", "SERVICE", "HEALTH", "TYPE", "EXPORTED BY (READY/ALL)",
+                           "IMPORTED BY", "CONDITIONS"], services, colour, {2: 2})]
     if (doc.get("source") or {}).get("error"):
         out.append(f"\nwarning: {doc['source']['error']}")
     return "\n".join(out)
+
+
+def _conditions_short(svc: Mapping[str, Any]) -> str:
+    """The conditions that are not as they should be, per exporter; "ok" otherwise."""
+    bad = []
+    for x in svc.get("exporters") or []:
+        for c in x.get("conditions") or []:
+            wrong = (c.get("status") == "True") if c.get("type") == "Conflict" \
+                else (c.get("status") != "True")
+            if wrong:
+                bad.append(f"{x['member']}:{c.get('type')}={c.get('reason')}")
+    return ",".join(bad) or "ok"
 
 
 def tunnels_text(rows: Sequence[Mapping[str, Any]], colour: bool = False) -> str:

@@ -21,6 +21,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from wgslice import __version__
+from wgslice.slice import mcs
 from wgslice.slice.member import objects
 from wgslice.slice.member.gwstatus import fetch_status
 from wgslice.slice.member.plan import (
@@ -32,15 +33,11 @@ from wgslice.slice.member.plan import (
     Pod,
     plan_member,
 )
+from wgslice.slice.member.services import ServiceSync, withdrawn_predicate
 from wgslice.slice.model import GROUP, VERSION
 from wgslice.slice.status import MEMBER_FINALIZER, member_namespace
 
 log = logging.getLogger("wgslice.member")
-PUBLIC_KEY_ANNOTATION = "wgslice.io/public-key"
-#: Byte counters, RTT and handshake times reach the hub at most this often; state changes
-#: (a tunnel up or down, a new key) go at once.
-REPORT_SECONDS = 5.0
-HEARTBEAT_SECONDS = 10.0
 PUBLIC_KEY_ANNOTATION = "wgslice.io/public-key"
 #: Byte counters, RTT and handshake times reach the hub at most this often; state changes
 #: (a tunnel up or down, a new key) go at once.
@@ -61,12 +58,15 @@ class MemberAgent:
     last_heartbeat: float = -1e9
     ready_since: str = ""
     hub_ok: bool = True
+    #: "namespace/name" of the cluster DNS ConfigMap that gets the clusterset.local zone
+    dns_configmap: str = ""
 
     def __post_init__(self) -> None:
         self.hub_co = client.CustomObjectsApi(self.hub)
         self.core = client.CoreV1Api(self.local)
         self.apps = client.AppsV1Api(self.local)
         self.net = client.NetworkingV1Api(self.local)
+        self.services = ServiceSync(self.member, self.local, self.dns_configmap)
 
     # -- reading -------------------------------------------------------------------------------
     def read_hub(self) -> list[dict[str, Any]] | None:
@@ -145,6 +145,20 @@ class MemberAgent:
                 ),
             ),
             ("member pods", self.core.list_pod_for_all_namespaces),
+            # Multi-Cluster Services: an export, or its endpoints, changing
+            (
+                "member serviceexports",
+                lambda **kw: self.services.co.list_cluster_custom_object(
+                    mcs.GROUP, mcs.VERSION, "serviceexports", **kw
+                ),
+            ),
+            (
+                "member endpointslices",
+                lambda **kw: self.services.disc.list_endpoint_slice_for_all_namespaces(
+                    label_selector="endpointslice.kubernetes.io/managed-by!=" + mcs.MANAGED_BY,
+                    **kw,
+                ),
+            ),
         )
         for what, fn in sources:
             threading.Thread(
@@ -216,13 +230,56 @@ class MemberAgent:
             for pod in pods:
                 if pod.running and (pod.namespace, pod.name) not in plan.annotate and pod.address:
                     attached[pod.namespace] = attached.get(pod.namespace, 0) + 1
+            gateways = {name: self._gateway_status(local, nodes)
+                        for name, local in plan.slices.items()}
+            exports: dict[str, list[dict[str, Any]]] | None = None
+            try:
+                exports = self._services_round(plan, specs, pods, gateways)
+            except (ApiException, OSError) as exc:
+                log.warning("multi-cluster services: %s", exc)
             for name, local in plan.slices.items():
                 if name not in refused:
-                    self._report(specs[name], local, nodes, attached)
+                    self._report(specs[name], local, nodes, attached, gateways[name],
+                                 None if exports is None else exports.get(name, []))
             for name, why in refused.items():
                 reason = "SubnetUnusable" if name in plan.refused else "ConfigRefused"
                 self._report_refused(specs[name], reason, why)
             self._heartbeat(len(nodes))
+
+    def _gateway_status(self, local: Any, nodes: list[Node]
+                        ) -> tuple[dict[str, Any] | None, str]:
+        node = next((n for n in nodes if n.name == local.gateway_node), None)
+        if node is None:
+            return None, ""
+        return fetch_status(node.ip, local.status_port)
+
+    def _services_round(
+        self, plan: Any, specs: Mapping[str, Mapping[str, Any]], pods: list[Pod],
+        gateways: Mapping[str, tuple[dict[str, Any] | None, str]],
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Multi-Cluster Services (slice/member/services.py): publish exports, copy the hub's
+        conditions, make the imports, keep the cluster DNS's clusterset.local zone."""
+        addresses = {(p.namespace, p.name): p.address for p in pods if p.running and p.address}
+        addresses.update({k: v for k, v in plan.annotate.items() if v})
+        namespaces = {ns: s for ns, s in plan.namespaces.items() if s in plan.slices}
+        records = self.services.collect(self.services.list_exports(), namespaces, addresses)
+        decided: dict[tuple[str, str], list[Any]] = {}
+        wanted = []
+        for name in plan.slices:
+            spec = specs[name]["spec"]
+            for e in spec.get("serviceExports") or []:
+                decided[(e.get("namespace", ""), e.get("name", ""))] = e.get("conditions") or []
+            status = gateways.get(name, (None, ""))[0] or {}
+            states = {str(p.get("cluster")): int(p.get("state") or 1)
+                      for p in status.get("peers") or []}
+            withdrawn = withdrawn_predicate(spec.get("peers") or [], states)
+            for d in spec.get("serviceImports") or []:
+                wanted.append((name, mcs.Import.from_data(d), withdrawn))
+        self.services.write_export_conditions(
+            [r for rs in records.values() for r in rs], decided, _now())
+        self.services.sync_imports(wanted)
+        self.services.sync_dns({n: local.namespaces for n, local in plan.slices.items()})
+        return {s: [r.to_data() for r in rs] for s, rs in records.items()}
 
     # -- writing -------------------------------------------------------------------------------
     def _apply(self, obj: Mapping[str, Any]) -> None:
@@ -360,12 +417,12 @@ class MemberAgent:
         return key.public_key
 
     def _report(
-        self, m: Mapping[str, Any], local: Any, nodes: list[Node], attached: Mapping[str, int]
+        self, m: Mapping[str, Any], local: Any, nodes: list[Node], attached: Mapping[str, int],
+        gateway: tuple[dict[str, Any] | None, str] = (None, ""),
+        exports: list[dict[str, Any]] | None = None,
     ) -> None:
         node = next((n for n in nodes if n.name == local.gateway_node), None)
-        status, error = None, ""
-        if node is not None:
-            status, error = fetch_status(node.ip, local.status_port)
+        status, error = gateway
         host = (node.external_ip or node.ip) if node else ""
         endpoint = f"{host}:{local.listen_port}" if host else ""
         body = objects.member_slice_status(
@@ -378,6 +435,10 @@ class MemberAgent:
             public_key=self._ensure_key(local.slice),
         )
         old = m.get("status") or {}
+        if exports is None:  # not read this round: keep what was published
+            exports = old.get("serviceExports")
+        if exports:
+            body["serviceExports"] = exports
         _keep_transition_times(body, old)
         key = (m["metadata"]["namespace"], m["metadata"]["name"])
         now = time.monotonic()
@@ -392,7 +453,10 @@ class MemberAgent:
             m["metadata"]["namespace"],
             "memberslices",
             m["metadata"]["name"],
-            {"status": body},
+            # a merge patch keeps keys it does not name: unpublish exports explicitly
+            {"status": {**body, **({"serviceExports": None}
+                                   if "serviceExports" in old and "serviceExports" not in body
+                                   else {})}},
         )
 
     def _report_refused(self, m: Mapping[str, Any], reason: str, message: str) -> None:

@@ -17,6 +17,7 @@ import yaml
 from wgslice.slice.member.plan import SLICE_LABEL, SYSTEM_NAMESPACE, SliceLocal
 
 MANAGED = {"app.kubernetes.io/managed-by": "wgslice-member-agent"}
+MCS_SPEC_KEYS = ("serviceImports", "serviceExports")
 
 
 def slice_configmap(local: SliceLocal) -> dict[str, Any]:
@@ -35,7 +36,9 @@ def slice_configmap(local: SliceLocal) -> dict[str, Any]:
 def gateway_config(local: SliceLocal, spec: Mapping[str, Any]) -> dict[str, Any]:
     """What `wgslice gateway run --config` reads: the MemberSlice spec plus local choices."""
     return {
-        **spec,
+        # the Multi-Cluster Services parts are the agent's, not the gateway's: an import
+        # changing must not restart a tunnel
+        **{k: v for k, v in spec.items() if k not in MCS_SPEC_KEYS},
         "listenPort": local.listen_port,
         "table": local.table,
         "tunnelAddress": local.gateway_address,

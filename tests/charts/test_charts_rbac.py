@@ -120,6 +120,14 @@ def test_member_agent(rendered: dict[str, list[dict[str, Any]]]) -> None:
         | expand("", ["nodes"], ["get", "list", "watch"])
         | expand("", ["events"], ["create", "patch"])
         | expand("events.k8s.io", ["events"], ["create", "patch"])
+        # Multi-Cluster Services (docs/mcs.md)
+        | expand("multicluster.x-k8s.io", ["serviceexports", "serviceimports"],
+                 ["get", "list", "watch", "create", "update", "patch", "delete"])
+        | expand("multicluster.x-k8s.io", ["serviceexports/status", "serviceimports/status"],
+                 ["get", "update", "patch"])
+        | expand("", ["services"], ["get", "list", "watch"])
+        | expand("discovery.k8s.io", ["endpointslices"],
+                 ["get", "list", "watch", "create", "update", "patch", "delete"])
     )
     local = find(objs, "Role", "wgslice-member-agent")
     assert local["metadata"]["namespace"] == NS
@@ -160,8 +168,11 @@ def test_bindings_point_at_rendered_roles_and_accounts(
         assert (ref["kind"], ns, ref["name"]) in roles, b["metadata"]["name"]
         for s in b["subjects"]:
             assert s["kind"] == "ServiceAccount"
+            if (s["namespace"], s["name"]) == ("kube-system", "coredns"):
+                continue  # the cluster DNS's own account (clustersetDNS.serviceAccount)
             assert (s["namespace"], s["name"]) in accounts, b["metadata"]["name"]
-    bound = {(s["namespace"], s["name"]) for b in bindings for s in b["subjects"]}
+    bound = {(s["namespace"], s["name"]) for b in bindings for s in b["subjects"]
+             if (s["namespace"], s["name"]) != ("kube-system", "coredns")}
     assert accounts == bound  # no account without a purpose
 
 
@@ -178,3 +189,19 @@ def test_a_hub_that_is_also_a_member_has_no_name_clashes(member: str) -> None:
             key = (o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"])
             assert key not in seen, f"{key} from {chart} and {seen[key]}"
             seen[key] = chart
+
+
+def test_clusterset_dns(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """The agent may touch one ConfigMap of the cluster DNS; the DNS reads ServiceImports."""
+    objs = rendered[charts.MEMBER]
+    role = find(objs, "Role", "wgslice-clusterset-dns")
+    assert role["metadata"]["namespace"] == "kube-system"
+    assert grants(role) == (
+        expand("", ["configmaps"], ["get", "patch", "update"], ("coredns-custom",))
+        | expand("", ["configmaps"], ["create"])
+    )
+    dns = find(objs, "ClusterRole", "wgslice-clusterset-dns")
+    assert grants(dns) == expand("multicluster.x-k8s.io", ["serviceimports"], ["list", "watch"])
+    binding = find(objs, "ClusterRoleBinding", "wgslice-clusterset-dns")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "coredns",
+                                    "namespace": "kube-system"}]

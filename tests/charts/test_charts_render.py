@@ -71,6 +71,8 @@ def test_objects_are_namespaced_explicitly(rendered: dict[str, list[dict[str, An
             assert ns is None, f"{chart}: cluster-scoped {obj['kind']} with a namespace"
         elif chart == charts.HUB_MEMBER:
             assert ns == "wgslice-member-east", (chart, obj["kind"])
+        elif obj["metadata"]["name"] == "wgslice-clusterset-dns":
+            assert ns == "kube-system"  # the cluster DNS's namespace (clustersetDNS.namespace)
         else:
             assert ns == NS, (chart, obj["kind"], obj["metadata"]["name"])
 

@@ -141,3 +141,46 @@ def test_host_path_is_per_node_except_machine_wide(path: str, expect: str,
 def test_self_bind_of_machine_wide_path_is_skipped() -> None:
     script = mount_script([Mount("/var/run/netns", "/var/run/netns")], None)
     assert "/var/run/netns" not in script
+
+
+def test_resolv_conf_as_the_kubelet_writes_it() -> None:
+    from wgslice.lab.podspec import resolv_conf
+
+    pod = {"metadata": {"namespace": "shop"}, "spec": {}}
+    assert resolv_conf(pod, "169.254.20.10") == (
+        "nameserver 169.254.20.10\n"
+        "search shop.svc.cluster.local svc.cluster.local cluster.local\n"
+        "options ndots:5\n")
+    assert resolv_conf({"spec": {"hostNetwork": True}}, "169.254.20.10") is None
+    assert resolv_conf({"spec": {"dnsPolicy": "Default"}}, "169.254.20.10") is None
+    custom = {"metadata": {"namespace": "a"},
+              "spec": {"dnsPolicy": "None", "dnsConfig": {
+                  "nameservers": ["10.0.0.1"], "searches": ["x.local"],
+                  "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]}}}
+    assert resolv_conf(custom, "169.254.20.10") == (
+        "nameserver 10.0.0.1\nsearch x.local\noptions ndots:2 edns0\n")
+
+
+def test_upstream_images_run_the_built_program() -> None:
+    from wgslice.lab.podspec import upstream_argv, upstream_program
+
+    assert upstream_program("registry.k8s.io/coredns/coredns:v1.15.0") == "coredns"
+    assert upstream_program("coredns/coredns@sha256:abc") == "coredns"
+    assert upstream_program("busybox:1.36") is None
+    c = {"args": ["-conf", "/etc/coredns/Corefile"]}
+    assert upstream_argv(c, "/cache/bin/coredns") == ["/cache/bin/coredns", "-conf",
+                                                      "/etc/coredns/Corefile"]
+    assert upstream_argv({"command": ["/coredns"], "args": ["-dns.port", "53"]},
+                         "/cache/bin/coredns") == ["/cache/bin/coredns", "-dns.port", "53"]
+
+
+def test_cluster_dns_manifests_are_valid() -> None:
+    import kubernetes_validate
+
+    from wgslice.lab import clusterdns
+
+    for obj in clusterdns.manifests():
+        kubernetes_validate.validate(obj, "1.32", strict=True)
+    ds = next(o for o in clusterdns.manifests() if o["kind"] == "DaemonSet")
+    assert ds["spec"]["template"]["spec"]["hostNetwork"] is True
+    assert "import /etc/coredns-custom/*.server" in clusterdns.COREFILE

@@ -34,6 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="image for the gateway Deployments (default: $WGSLICE_IMAGE)",
     )
     m.add_argument("--interval", type=float, default=2.0, metavar="SECONDS")
+    m.add_argument(
+        "--clusterset-dns-configmap",
+        default=os.environ.get("WGSLICE_CLUSTERSET_DNS_CONFIGMAP", ""),
+        metavar="NAMESPACE/NAME",
+        help="the cluster DNS's custom ConfigMap (CoreDNS `import`s its *.server keys) that "
+        "gets the clusterset.local zone of Multi-Cluster Services; empty: none",
+    )
     m.set_defaults(func=run_member)
 
     n = agents.add_parser(
@@ -73,7 +80,11 @@ def run_member(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     agent = MemberAgent(
-        args.member, _client(args.hub_kubeconfig), _client(args.kubeconfig), image=args.image
+        args.member,
+        _client(args.hub_kubeconfig),
+        _client(args.kubeconfig),
+        image=args.image,
+        dns_configmap=args.clusterset_dns_configmap,
     )
     wake = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: (stop.set(), wake.set()))

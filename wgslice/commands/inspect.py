@@ -61,6 +61,10 @@ def register(sub: Any) -> None:
     _common(p)
     _member_opts(p)
     p.add_argument("--slice", help="only this slice")
+    p.add_argument("--name", metavar="NAME",
+                   help="why a clusterset name (<svc>.<ns>.svc.clusterset.local) does or does "
+                   "not resolve; with --member, as seen from that member")
+    p.add_argument("--member", help="with --name: the member the query is made in")
     p.set_defaults(func=run_diagnose)
 
     p = sub.add_parser("verify", help="pairwise reachability between members, with probe pods",
@@ -219,7 +223,14 @@ def run_diagnose(args: argparse.Namespace) -> int:
     from wgslice.slice.inspect.diagnose import diagnose
     from wgslice.slice.inspect.render import checks_text
 
-    checks = diagnose(args.kubeconfig, args.context, _member_contexts(args), args.slice)
+    if getattr(args, "name", None):
+        from wgslice.slice.inspect.checks import name_checks
+        from wgslice.slice.inspect.hub import api_client, read_snapshot
+
+        snap = read_snapshot(api_client(args.kubeconfig, args.context), events=False)
+        checks = name_checks(snap, args.name, args.member)
+    else:
+        checks = diagnose(args.kubeconfig, args.context, _member_contexts(args), args.slice)
     doc = {"checks": checks, "failed": sum(c["status"] == "fail" for c in checks),
            "warnings": sum(c["status"] == "warn" for c in checks)}
     _emit(doc, args, checks_text(checks, _colour()))

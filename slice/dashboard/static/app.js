@@ -155,6 +155,16 @@ function renderSlice(doc) {
     el("td", {}, m.namespaces.map((n, i) => [i ? ", " : "", `${n.name}: ${n.attachedPods} pod${n.attachedPods === 1 ? "" : "s"}`]))));
   const conds = doc.conditions.map(c => el("tr", {},
     el("td", {}, c.type), el("td", {}, c.status), el("td", {}, c.reason || ""), el("td", {}, c.message || "")));
+  const condText = cs => (cs || []).map((c, i) => [i ? ", " : "",
+    el("span", {class: (c.type === "Conflict" ? c.status === "True" : c.status !== "True") ? "cond-bad" : "", title: c.message || ""},
+      `${c.type}=${c.status} (${c.reason || ""})`)]);
+  const services = (doc.services || []).map(s => el("tr", {class: "service", "data-service": s.namespace + "/" + s.name, "data-health": s.health},
+    el("td", {class: "mono"}, `${s.name}.${s.namespace}`), el("td", {}, badge(s.health)),
+    el("td", {}, s.type || "-", s.type === "ClusterSetIP" ? el("div", {class: "reason"}, "served headless (no clusterset IP without NAT)") : null),
+    el("td", {class: "mono"}, (s.ports || []).join(", ") || "-"),
+    el("td", {}, s.exporters.map((x, i) => el("div", {}, `${x.member}: ${x.readyEndpoints}/${x.endpoints} ready · `, condText(x.conditions)))),
+    el("td", {}, s.importedBy.map(m => el("div", {}, `${m.member}: `,
+      Object.entries(m.endpoints).map(([c, n], i) => `${i ? ", " : ""}${c} ${n}`).join("") || "no endpoints")))));
   const events = doc.events.map(e => el("tr", {class: e.type === "Warning" ? "ev-warning" : ""},
     el("td", {}, age(e.ageSeconds)), el("td", {}, e.type), el("td", {}, e.reason),
     el("td", {}, e.message), el("td", {}, e.count)));
@@ -176,6 +186,10 @@ function renderSlice(doc) {
       : el("p", {class: "muted"}, "No tunnels (yet)."),
     el("h2", {}, "Members"),
     table(["Member", "Subnet", "Gateway", "Endpoint", "Implementation", "Public key", "Namespaces (attached pods)"], members, "slice-members"),
+    el("h2", {}, "Exported services (clusterset.local)"),
+    services.length ? table(["Service", "Health", "Type", "Ports", "Exported by: endpoints, conditions",
+      "Imported in: endpoints per source member"], services, "services")
+      : el("p", {class: "muted"}, "No ServiceExports in this slice's namespaces."),
     el("h2", {}, "Recent events"),
     events.length ? table(["Age", "Type", "Reason", "Message", "Count"], events, "events")
       : el("p", {class: "muted"}, "No events."),
