@@ -12,7 +12,12 @@ hostname + subdomain). Then, from a `web` pod in c1:
 - SRV for the named ports, the dns-version TXT, per-pod names of the headless service;
 - c3's gateway stops: c3's endpoints leave DNS; it resumes: they come back;
 - a pod of a namespace outside the slice resolves nothing and reaches nothing;
-- unexporting removes the import everywhere.
+- unexporting removes the import everywhere;
+- so do detaching the namespace from the slice, removing a member from the slice and
+  deleting the slice (a second slice of its own): the ServiceImports and imported
+  EndpointSlices leave every affected member and DNS stops answering within REMOVAL_BOUND
+  seconds (the measured times are printed). Each of these tests sets up the exports it
+  needs and restores the slice it changed, so they do not depend on their order.
 
 Run: flock /tmp/wgslice-e2e.lock .venv/bin/pytest -q -s e2e/mcs  (root;
 WGSLICE_MCS_E2E_PREFIX / WGSLICE_MCS_E2E_PORT_BASE move its lab, default wgsmcs- / 27443).
@@ -31,6 +36,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -45,6 +51,10 @@ SERVER = str(HERE.parent / "mission" / "mis_pod.py")
 PORT = 7000
 ZONE = "svc.clusterset.local"
 ADDRESS = "wgslice.io/slice-address"
+SLICE = "demo"
+#: seconds within which a slice change removes the imports everywhere (issue 11 item 3)
+REMOVAL_BOUND = 10.0
+MCS_API = "/apis/multicluster.x-k8s.io/v1alpha1"
 
 
 def say(m: str) -> None:
@@ -97,8 +107,9 @@ def kubectl_apply(lab: Lab, context: str, objs: list[dict[str, Any]]) -> None:
                 input="\n---\n".join(json.dumps(o) for o in objs))
 
 
-def service(name: str, headless: bool = False) -> dict[str, Any]:
-    spec: dict[str, Any] = {"selector": {"app": name}}
+def service(name: str, headless: bool = False, namespace: str = "shop",
+            app: str | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"selector": {"app": app or name}}
     if headless:
         spec["clusterIP"] = "None"
         spec["ports"] = [{"name": "pg", "port": PORT, "protocol": "TCP"}]
@@ -106,16 +117,17 @@ def service(name: str, headless: bool = False) -> dict[str, Any]:
         spec["ports"] = [{"name": "echo-tcp", "port": PORT, "protocol": "TCP"},
                          {"name": "echo-udp", "port": PORT, "protocol": "UDP"}]
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": "shop"}, "spec": spec}
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
-def export(name: str) -> dict[str, Any]:
+def export(name: str, namespace: str = "shop") -> dict[str, Any]:
     return {"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceExport",
-            "metadata": {"name": name, "namespace": "shop"}}
+            "metadata": {"name": name, "namespace": namespace}}
 
 
-def slice_pods(lab: Lab, cluster: str, selector: str) -> list[dict[str, Any]]:
-    return [p for p in lab.pods(cluster, selector, "shop")
+def slice_pods(lab: Lab, cluster: str, selector: str, namespace: str = "shop"
+               ) -> list[dict[str, Any]]:
+    return [p for p in lab.pods(cluster, selector, namespace)
             if (p["metadata"].get("annotations") or {}).get(ADDRESS)]
 
 
@@ -330,3 +342,199 @@ def test_service_deleted_then_unexported_removes_imports(lab: Lab, world: dict[s
             c, "/apis/discovery.k8s.io/v1/namespaces/shop/endpointslices?labelSelector="
             "endpointslice.kubernetes.io%2Fmanaged-by%3Dwgslice.io")["items"], 15,
             f"no imported EndpointSlices left in {c}")
+
+
+# -- slice changes remove the imports (issue 11 item 3) -------------------------------------
+def imported(lab: Lab, cluster: str, ns: str, name: str) -> list[str]:
+    """What `cluster` holds of the import of ns/name: its ServiceImport and the
+    EndpointSlices wgslice made for it."""
+    out = [f"ServiceImport {ns}/{name}"
+           for si in lab.api_get(cluster, f"{MCS_API}/namespaces/{ns}/serviceimports")["items"]
+           if si["metadata"]["name"] == name]
+    sel = quote(f"multicluster.kubernetes.io/service-name={name},"
+                "endpointslice.kubernetes.io/managed-by=wgslice.io")
+    out += [f"EndpointSlice {ns}/{es['metadata']['name']}"
+            for es in lab.api_get(cluster, f"/apis/discovery.k8s.io/v1/namespaces/{ns}/"
+                                  f"endpointslices?labelSelector={sel}")["items"]]
+    return out
+
+
+def hub_slice(lab: Lab, name: str = SLICE) -> dict[str, Any]:
+    return lab.api_get("hub", f"/apis/wgslice.io/v1alpha1/slices/{name}")
+
+
+def patch_slice(lab: Lab, spec: dict[str, Any], name: str = SLICE) -> None:
+    lab.kubectl("patch", "slice", name, "--type", "merge", "-p", json.dumps({"spec": spec}))
+
+
+def slice_ready(lab: Lab, name: str = SLICE) -> bool:
+    s = hub_slice(lab, name)
+    st = s.get("status") or {}
+    return st.get("observedGeneration") == s["metadata"].get("generation") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in st.get("conditions") or [])
+
+
+def wait_removed(lab: Lab, t0: float, what: str, where: dict[str, list[tuple[str, str]]],
+                 dns_gone: list[tuple[str, str, str, str]]) -> dict[str, float]:
+    """Polls until no member of `where` (member -> [(namespace, service)]) holds any of
+    those imports and every (member, namespace, pod, name) of `dns_gone` answers NXDOMAIN;
+    prints and returns the seconds since t0 each took, and asserts REMOVAL_BOUND."""
+    pending: dict[str, Any] = {
+        f"{c} imports": (lambda c=c, keys=keys: not any(imported(lab, c, ns, n)
+                                                        for ns, n in keys))
+        for c, keys in where.items()
+    }
+    for c, ns, pod, name in dns_gone:
+        pending[f"{c} DNS {name.split('.')[0]}"] = (
+            lambda c=c, ns=ns, pod=pod, name=name: dns(lab, c, ns, pod, name)[0] == "NXDOMAIN")
+    took: dict[str, float] = {}
+    deadline = t0 + REMOVAL_BOUND + 20  # keep looking past the bound, to say how late
+    while pending and time.monotonic() < deadline:
+        for key, check in list(pending.items()):
+            try:
+                ok = check()
+            except Exception:
+                ok = False
+            if ok:
+                took[key] = time.monotonic() - t0
+                del pending[key]
+        time.sleep(0.1)
+    say(f"{what}: " + ", ".join(f"{k} gone in {v:.1f} s" for k, v in took.items()) +
+        (f"; still there: {sorted(pending)}" if pending else ""))
+    left = {c: [x for ns, n in keys for x in imported(lab, c, ns, n)]
+            for c, keys in where.items()}
+    assert not pending, f"{what}: not gone after {REMOVAL_BOUND + 20:.0f} s: {left}"
+    assert max(took.values()) <= REMOVAL_BOUND, (what, took)
+    return took
+
+
+def wait_resolves(lab: Lab, cluster: str, ns: str, pod: str, name: str, want: set[str],
+                  timeout: float = 60) -> None:
+    wait_for(lambda: set(dns(lab, cluster, ns, pod, name)[1]) == want and want, timeout,
+             f"{name} resolving in {cluster} to {sorted(want)}", interval=0.3)
+
+
+def unexport(lab: Lab, where: list[tuple[str, str, str]]) -> None:
+    """Removes (member, namespace, service) exports and Services the test made."""
+    for c, ns, name in where:
+        lab.kubectl("delete", "serviceexport,service", name, "-n", ns, "--ignore-not-found",
+                    "--wait=false", context=c, check=False)
+
+
+def test_detaching_the_namespace_removes_its_imports(lab: Lab, world: dict[str, Any]) -> None:
+    """billing leaves the slice: its import goes from every member; then it comes back."""
+    ns, name = "billing", "nsdetach"
+    fqdn = f"{name}.{ns}.{ZONE}"
+    spec = hub_slice(lab)["spec"]
+    assert {"name": ns} in spec["namespaces"], spec
+    wait_for(lambda: slice_ready(lab), 90, "slice demo Ready")
+    web = {c: wait_for(lambda c=c: len(slice_pods(lab, c, "app=web", ns)) >= 2 and
+                       slice_pods(lab, c, "app=web", ns), 60, f"billing pods of {c} attached")
+           for c in ("c1", "c2")}
+    client = web["c1"][0]["metadata"]["name"]
+    kubectl_apply(lab, "c2", [service(name, namespace=ns, app="web"), export(name, ns)])
+    try:
+        wait_resolves(lab, "c1", ns, client, fqdn, {addr(p) for p in web["c2"]})
+        for c in ("c1", "c2", "c3"):
+            wait_for(lambda c=c: imported(lab, c, ns, name), 30, f"the import in {c}")
+        t0 = time.monotonic()
+        patch_slice(lab, {"namespaces": [n for n in spec["namespaces"] if n["name"] != ns]})
+        wait_removed(lab, t0, f"namespace {ns} detached",
+                     {c: [(ns, name)] for c in ("c1", "c2", "c3")},
+                     [("c1", ns, client, fqdn)])
+    finally:
+        patch_slice(lab, {"namespaces": spec["namespaces"]})
+    # back in the slice: attached again, and the export imported again
+    wait_for(lambda: slice_ready(lab), 90, "slice demo Ready again")
+    web2 = wait_for(lambda: len(slice_pods(lab, "c2", "app=web", ns)) >= 2 and
+                    slice_pods(lab, "c2", "app=web", ns), 60, "billing pods of c2 again")
+    wait_for(lambda: len(slice_pods(lab, "c1", "app=web", ns)) >= 2, 60,
+             "billing pods of c1 again")
+    wait_resolves(lab, "c1", ns, client, fqdn, {addr(p) for p in web2})
+    unexport(lab, [("c2", ns, name)])
+    for c in ("c1", "c2", "c3"):
+        wait_for(lambda c=c: not imported(lab, c, ns, name), 30, f"cleaned up in {c}")
+
+
+def test_removing_a_member_removes_its_imports(lab: Lab, world: dict[str, Any]) -> None:
+    """c3 leaves the slice: what it exported leaves every member, and what it imported
+    leaves c3; then it comes back (and the shop pods' addresses in `world` follow)."""
+    spec = hub_slice(lab)["spec"]
+    assert "c3" in spec["members"], spec
+    wait_for(lambda: slice_ready(lab), 90, "slice demo Ready")
+    web = {c: wait_for(lambda c=c: len(slice_pods(lab, c, "app=web")) >= 2 and
+                       slice_pods(lab, c, "app=web"), 60, f"shop pods of {c} attached")
+           for c in ("c1", "c2", "c3")}
+    client = {c: web[c][0]["metadata"]["name"] for c in web}
+    mine = [("c3", "shop", "from-c3"), ("c2", "shop", "from-c2")]
+    for c, _, name in mine:
+        kubectl_apply(lab, c, [service(name, app="web"), export(name)])
+    try:
+        for c, _, name in mine:
+            want = {addr(p) for p in web[c]}
+            for importer in ("c1", "c2", "c3"):
+                wait_resolves(lab, importer, "shop", client[importer], f"{name}.shop.{ZONE}",
+                              want)
+        t0 = time.monotonic()
+        patch_slice(lab, {"members": [m for m in spec["members"] if m != "c3"]})
+        wait_removed(
+            lab, t0, "member c3 removed",
+            {"c1": [("shop", "from-c3")], "c2": [("shop", "from-c3")],
+             "c3": [("shop", "from-c3"), ("shop", "from-c2")]},
+            [("c1", "shop", client["c1"], f"from-c3.shop.{ZONE}"),
+             ("c3", "shop", client["c3"], f"from-c2.shop.{ZONE}")])
+        # what the remaining members export among themselves stays
+        assert set(dns(lab, "c1", "shop", client["c1"], f"from-c2.shop.{ZONE}")[1]) == \
+            {addr(p) for p in web["c2"]}
+    finally:
+        patch_slice(lab, {"members": spec["members"]})
+    wait_for(lambda: slice_ready(lab), 120, "slice demo Ready with c3 again")
+    web["c3"] = wait_for(lambda: len(slice_pods(lab, "c3", "app=web")) >= 2 and
+                         slice_pods(lab, "c3", "app=web"), 60, "shop pods of c3 again")
+    world["web"]["c3"] = web["c3"]  # re-attached: maybe new addresses
+    wait_resolves(lab, "c1", "shop", client["c1"], f"from-c3.shop.{ZONE}",
+                  {addr(p) for p in web["c3"]})
+    wait_resolves(lab, "c3", "shop", client["c3"], f"from-c2.shop.{ZONE}",
+                  {addr(p) for p in web["c2"]})
+    unexport(lab, mine)
+    for c in ("c1", "c2", "c3"):
+        wait_for(lambda c=c: not any(imported(lab, c, "shop", n) for _, _, n in mine), 30,
+                 f"cleaned up in {c}")
+
+
+def test_deleting_a_slice_removes_its_imports(lab: Lab, world: dict[str, Any]) -> None:
+    """A second slice of its own (namespace depot in c1 and c2), deleted: its imports go."""
+    name, ns, fqdn = "mcsdel", "depot", f"api.depot.{ZONE}"
+    members = ("c1", "c2")
+    for c in members:
+        kubectl_apply(lab, c, [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+            {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": "api", "namespace": ns, "labels": {"app": "api"}},
+             "spec": {"containers": [{"name": "api", "image": "busybox:1.36"}]}},
+        ])
+    kubectl_apply(lab, "hub", [{
+        "apiVersion": "wgslice.io/v1alpha1", "kind": "Slice", "metadata": {"name": name},
+        "spec": {"members": list(members), "namespaces": [{"name": ns}]}}])
+    try:
+        wait_for(lambda: slice_ready(lab, name), 120, f"slice {name} Ready")
+        pods = {c: wait_for(lambda c=c: slice_pods(lab, c, "app=api", ns), 60,
+                            f"the depot pod of {c} attached") for c in members}
+        kubectl_apply(lab, "c2", [service("api", namespace=ns), export("api", ns)])
+        wait_resolves(lab, "c1", ns, "api", fqdn, {addr(p) for p in pods["c2"]})
+        for c in members:
+            wait_for(lambda c=c: imported(lab, c, ns, "api"), 30, f"the import in {c}")
+        t0 = time.monotonic()
+        lab.kubectl("delete", "slice", name, "--wait=false")
+        wait_removed(lab, t0, f"slice {name} deleted", {c: [(ns, "api")] for c in members},
+                     [("c1", ns, "api", fqdn)])
+        # the demo slice's imports are untouched by it (e.g. web, when exported)
+    finally:
+        lab.kubectl("delete", "slice", name, "--ignore-not-found", "--wait=false",
+                    check=False)
+        wait_for(lambda: not [s for s in lab.api_get(
+            "hub", "/apis/wgslice.io/v1alpha1/slices")["items"]
+            if s["metadata"]["name"] == name], 60, f"slice {name} gone from the hub")
+        for c in members:
+            lab.kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false",
+                        context=c, check=False)
