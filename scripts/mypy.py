@@ -40,6 +40,26 @@ def repo_path(tree_path: str, dirs: dict[str, Path]) -> str:
     return tree_path
 
 
+IGNORE = re.compile(r"#\s*type:\s*ignore(?P<codes>\[[^\]]*\])?(?P<rest>.*)$")
+
+
+def bare_ignores(dirs: dict[str, Path]) -> list[str]:
+    """`# type: ignore` comments without an error code and a reason after it on the line."""
+    bad = []
+    for name, top in sorted(dirs.items()):
+        if name == "wgslice.lab":
+            continue
+        for path in sorted(top.rglob("*.py")):
+            if "_pb2" in path.name:
+                continue
+            for n, line in enumerate(path.read_text().splitlines(), 1):
+                m = IGNORE.search(line)
+                if m and (not m["codes"] or not re.match(r"\s*#\s*\S", m["rest"])):
+                    bad.append(f"{path.relative_to(ROOT)}:{n}: error: `type: ignore` needs "
+                               f"[codes] and a reason on its line: `# type: ignore[code]  # why`")
+    return bad
+
+
 def main(argv: list[str]) -> int:
     mypy = shutil.which("mypy", path=os.path.dirname(sys.executable)) or shutil.which("mypy")
     if mypy is None:
@@ -52,10 +72,12 @@ def main(argv: list[str]) -> int:
         # cwd=tmp: the tree, not the repository's wgslice/ nor the editable install, is found.
         env = dict(os.environ, MYPYPATH=tmp)
         out = subprocess.run([*args, *argv], cwd=tmp, env=env, capture_output=True, text=True)
+    bad = bare_ignores(dirs)
+    print("\n".join(bad), end="\n" if bad else "")
     pattern = re.compile(r"^(wgslice/[^:]+\.pyi?)(?=:)", re.M)
     sys.stdout.write(pattern.sub(lambda m: repo_path(m.group(1), dirs), out.stdout))
     sys.stderr.write(out.stderr)
-    return out.returncode
+    return out.returncode or (1 if bad else 0)
 
 
 if __name__ == "__main__":
