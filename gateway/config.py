@@ -185,7 +185,7 @@ def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
     slice_name, member = _name(raw, "slice"), _name(raw, "member")
     cidr = _net(raw.get("cidr"), "cidr")
     subnet = _net(raw.get("subnet"), "subnet")
-    if subnet.version != cidr.version or not subnet.subnet_of(cidr):  # type: ignore[arg-type]
+    if subnet.version != cidr.version or not subnet.subnet_of(cidr):  # type: ignore[arg-type]  # same IP version, checked first
         raise ConfigError(f"subnet: {subnet} is not inside the slice cidr {cidr}")
     mtu = raw.get("mtu")
     if mtu is not None:
@@ -232,7 +232,7 @@ def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
             raise ConfigError(f"{where}subnets: at least one subnet required")
         subnets = tuple(_net(s, f"{where}subnets") for s in raw_subnets)
         for s in subnets:
-            if s.version != cidr.version or not s.subnet_of(cidr):  # type: ignore[arg-type]
+            if s.version != cidr.version or not s.subnet_of(cidr):  # type: ignore[arg-type]  # same IP version, checked first
                 raise ConfigError(f"{where}subnets: {s} is not inside the slice cidr {cidr}")
             for other, owner in taken:
                 if s.overlaps(other):

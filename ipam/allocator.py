@@ -14,6 +14,7 @@ group sorted by slice name:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
 from wgslice.ipam.cidr import make_network, prefix_bits_for, span
 from wgslice.ipam.freespace import FreeSpace, Owned, OwnerIndex
@@ -54,8 +55,16 @@ def allocate(
     return _Allocator(list(pools), list(avoid)).run(list(requests), list(existing))
 
 
-def _unique(items: list, what: str) -> dict:
-    by_name: dict = {}
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def _unique(items: list[_N], what: str) -> dict[str, _N]:
+    by_name: dict[str, _N] = {}
     for item in sorted(items, key=lambda i: i.name):
         if item.name in by_name:
             raise ValueError(f"duplicate {what} name {item.name!r}")

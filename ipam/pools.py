@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wgslice.ipam.cidr import make_network, span
-from wgslice.ipam.freespace import FreeSpace
+from wgslice.ipam.freespace import FreeSpace, Owned
 from wgslice.ipam.model import Pool, SliceRequest
 
 
@@ -57,7 +57,7 @@ def capacity_problem(req: SliceRequest, bits: int, sub_len: int) -> str | None:
             f"spec.podsPerSlice)")
 
 
-def blocking_owners(pool: Pool, owners: list) -> str:
+def blocking_owners(pool: Pool, owners: list[Owned]) -> str:
     """' (it lies inside MemberCluster east spec.podCIDRs[0] 10.0.0.0/8)' or ''."""
     if not owners:
         return ""

@@ -11,5 +11,7 @@ echo "==> ruff"
 ruff check .
 echo "==> import contracts (.importlinter)"
 python scripts/lint-imports.py --no-logo
+echo "==> mypy (pyproject.toml [tool.mypy])"
+python scripts/mypy.py
 echo "==> pytest"
 exec python -m pytest -q -p no:cacheprovider "$@"

@@ -23,7 +23,7 @@ Everything is deterministic: the same records in any order give the same result.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 GROUP = "multicluster.x-k8s.io"
@@ -220,14 +220,14 @@ def export_record(
     meta = export.get("metadata") or {}
     ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
     created = str(meta.get("creationTimestamp") or "")
-    base = {"member": member, "namespace": ns, "name": name, "created": created}
+    base = Export(member=member, namespace=ns, name=name, created=created)
     if service is None:
-        return Export(**base, valid=False, reason="NoService",
-                      message=f"Service {ns}/{name} not found: create it, or delete this export")
+        return replace(base, valid=False, reason="NoService",
+                       message=f"Service {ns}/{name} not found: create it, or delete this export")
     spec = service.get("spec") or {}
     if spec.get("type") == "ExternalName":
-        return Export(**base, valid=False, reason="InvalidServiceType",
-                      message="Service type ExternalName cannot be exported")
+        return replace(base, valid=False, reason="InvalidServiceType",
+                       message="Service type ExternalName cannot be exported")
     headless = spec.get("clusterIP") == "None"
     ports = tuple(
         sorted(
@@ -254,8 +254,8 @@ def export_record(
             prev = endpoints.get(ip)
             endpoints[ip] = Endpoint(ip, str(e.get("hostname") or ""),
                                      ready or (prev.ready if prev else False))
-    return Export(
-        **base,
+    return replace(
+        base,
         type=HEADLESS if headless else CLUSTERSET_IP,
         ports=ports,
         session_affinity=str(spec.get("sessionAffinity") or "None"),

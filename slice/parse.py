@@ -371,7 +371,7 @@ def parse_inventory(
         if kind == "Slice":
             obj, found = parse_slice(doc, source, read_status, system)
         else:
-            obj, found = KINDS[kind](doc, source, read_status)  # type: ignore[operator]
+            obj, found = KINDS[kind](doc, source, read_status)  # type: ignore[operator]  # KINDS maps the other kinds to parsers
         problems.extend(found)
         if obj is None:
             continue
@@ -386,7 +386,7 @@ def parse_inventory(
                 )
             )
             continue
-        seen[obj.name] = obj  # type: ignore[assignment]
+        seen[obj.name] = obj  # type: ignore[assignment]  # seen is the dict for this kind
     inv = Inventory(
         members=tuple(members[k] for k in sorted(members)),
         pools=tuple(pools[k] for k in sorted(pools)),

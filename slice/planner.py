@@ -140,9 +140,9 @@ def plan(
     warnings: list[Problem] = []
     for err in result.errors:
         s = by_name[err.slice]
-        found = Problem(f"Slice {err.slice}", err.field, err.message, s.source)
+        refused = Problem(f"Slice {err.slice}", err.field, err.message, s.source)
         live = s.status_cidr is not None and err.field in IMMUTABLE_FIELDS
-        (warnings if live else problems).append(found)
+        (warnings if live else problems).append(refused)
     conflicts = [
         Problem(f"Slice {c.slice}", c.field, c.message, by_name[c.slice].source)
         for c in result.conflicts

@@ -54,7 +54,7 @@ def pool_status(
     else:
         inside = [
             f"{who} {net}" for who, net in declared
-            if any(c.version == net.version and c.subnet_of(net) for c in pool.cidrs)  # type: ignore[arg-type]
+            if any(c.version == net.version and c.subnet_of(net) for c in pool.cidrs)  # type: ignore[arg-type]  # same IP version, checked first
         ]
         why = (f"the pool lies inside {', '.join(inside[:3])}: change spec.cidrs to a range no "
                "member uses" if inside else

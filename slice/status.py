@@ -52,7 +52,7 @@ class Report:
     def from_status(cls, status: Mapping[str, Any] | None) -> Report:
         status = status or {}
         tunnels = {t["peer"]: t for t in status.get("tunnels") or [] if t.get("peer")}
-        cond = next(
+        cond: dict[str, Any] = next(
             (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
         )
         return cls(

@@ -176,7 +176,7 @@ def _end(snap_ms: Mapping[str, Mapping[str, Any]], local: str, remote: str,
     ms = snap_ms.get(local)
     status = (ms or {}).get("status") or {}
     entry = next((t for t in status.get("tunnels") or [] if t.get("peer") == remote), None)
-    peer_spec = next((p for p in ((ms or {}).get("spec") or {}).get("peers") or []
+    peer_spec: dict[str, Any] = next((p for p in ((ms or {}).get("spec") or {}).get("peers") or []
                       if p.get("member") == remote), {})
     if entry is None:
         ready = _condition(ms or {}, "Ready")
@@ -214,7 +214,7 @@ def tunnel_pairs(by_member: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
         for p in (ms.get("spec") or {}).get("peers") or []:
             if p.get("member") and p["member"] != member:
                 pairs.add(tuple(sorted((member, p["member"]))))
-    return sorted(pairs)  # type: ignore[arg-type]
+    return sorted(pairs)
 
 
 def tunnels_view(snap: Snapshot, slice_name: str, rates: RateTracker, mono: float,

@@ -60,7 +60,7 @@ def hub_checks(snap: Snapshot, slices: Sequence[str], now: Any) -> list[dict[str
         s = by_name[sname]
         status = s.get("status") or {}
         if not status.get("cidr"):
-            cond = next((c for c in status.get("conditions") or []
+            cond: dict[str, Any] = next((c for c in status.get("conditions") or []
                          if c.get("type") == "Allocated"), {})
             out.append(result("allocated", "fail", f"slice {sname} has no CIDR: "
                               f"{cond.get('message') or 'not planned yet'}",
@@ -93,7 +93,8 @@ def hub_checks(snap: Snapshot, slices: Sequence[str], now: Any) -> list[dict[str
                                   f"wgslice-member-{m}", CONTROLLER_HINT, slice=sname, member=m))
                 continue
             st = ms.get("status") or {}
-            ready = next((c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
+            ready: dict[str, Any] = next(
+                (c for c in st.get("conditions") or [] if c.get("type") == "Ready"), {})
             if not st.get("publicKey"):
                 out.append(result("gateway", "fail", f"{sname}/{m}: no gateway public key "
                                   "published", f"kubectl --context {m} -n wgslice-system get "

@@ -188,8 +188,10 @@ def _node_addresses(
     fixed = {subnet.network_address, subnet.network_address + 1, subnet.broadcast_address}
     for n in nodes:
         addr = (previous.get(n) or {}).get("address")
-        kept = ipaddress.ip_address(addr) if addr else None
-        if kept is not None and kept in subnet and kept not in fixed:
+        if not addr:
+            continue
+        kept = ipaddress.ip_address(addr)
+        if kept in subnet and kept not in fixed:
             out[n] = addr
     taken = {ipaddress.ip_address(a) for a in out.values()}
     candidate = subnet.broadcast_address - 1 if subnet.version == 4 else subnet[-1]

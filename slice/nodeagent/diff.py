@@ -10,7 +10,9 @@ the kernel would, so tests can check `simulate(obs, diff(want, obs)) == want`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 from wgslice.slice.nodeagent.model import (
     Addr,
@@ -110,7 +112,10 @@ Op = (DelRule | DelRoute | DelAddr | DelFdb | DelLink | DelPodLink | AddLink | S
       | AddAddr | AddFdb | ConfigurePod | AddRoute | AddRule | SyncFilter)
 
 
-def _sorted(items):
+_T = TypeVar("_T")
+
+
+def _sorted(items: Iterable[_T]) -> list[_T]:
     return sorted(items, key=repr)
 
 
@@ -185,8 +190,9 @@ def simulate(state: NodeState, ops: list[Op]) -> NodeState:
     for op in ops:
         match op:
             case DelRule(rule=r) | DelRoute(route=r) | DelAddr(addr=r) | DelFdb(fdb=r):
-                bucket = {DelRule: rules, DelRoute: routes, DelAddr: addrs, DelFdb: fdb}
-                target = bucket[type(op)]
+                bucket: dict[type[object], set[Any]] = {
+                    DelRule: rules, DelRoute: routes, DelAddr: addrs, DelFdb: fdb}
+                target: set[Any] = bucket[type(op)]
                 if r not in target:
                     raise SimulationError(f"deleting absent {r}")
                 target.discard(r)
@@ -216,10 +222,10 @@ def simulate(state: NodeState, ops: list[Op]) -> NodeState:
                 sysctls[s.key] = s.value
             case AddAddr(addr=a) | AddFdb(fdb=a):
                 need(a.dev)
-                target = addrs if isinstance(op, AddAddr) else fdb
-                if a in target:
+                into: set[Any] = addrs if isinstance(op, AddAddr) else fdb
+                if a in into:
                     raise SimulationError(f"{a} exists")
-                target.add(a)
+                into.add(a)
             case ConfigurePod(pod=p):
                 if p.netns not in pods or pods[p.netns].peer != p.peer:
                     raise SimulationError(f"pod {p.netns} has no veth to {p.peer}")

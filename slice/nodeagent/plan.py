@@ -88,10 +88,10 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
     attached: dict[str, tuple[str, ...]] = {}
     netns_taken: dict[str, str] = {}  # one slice0 per network namespace
     usable = _usable(configs, problems)
-    by_ns = {}
-    for cfg in usable:
-        for ns in cfg.namespaces:
-            by_ns.setdefault(ns, cfg)
+    by_ns: dict[str, SliceConfig] = {}
+    for c in usable:
+        for ns in c.namespaces:
+            by_ns.setdefault(ns, c)
 
     slice_pods: dict[str, list[AttachedPod]] = {c.slice: [] for c in usable}
     taken: dict[tuple[str, str], str] = {}
@@ -163,12 +163,12 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
                 continue
             dst = f"{pod.slice_address}/32"
             if pod.node != node:
-                info = cfg.nodes.get(pod.node)
-                if info is None:
+                where = cfg.nodes.get(pod.node)
+                if where is None:
                     problems.append(f"pod {pod.namespace}/{pod.name}: node {pod.node} not "
                                     f"in slice {cfg.slice}")
-                elif info.address != me.address:
-                    routes.add(Route(t, dst, dev=vx, via=info.address))
+                elif where.address != me.address:
+                    routes.add(Route(t, dst, dev=vx, via=where.address))
                 continue
             if not pod.netns:
                 problems.append(f"pod {pod.namespace}/{pod.name}: network namespace not "

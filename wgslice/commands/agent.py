@@ -6,7 +6,7 @@ import argparse
 import os
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("agent", help="run a member-cluster agent (what the member chart runs)")
     agents = p.add_subparsers(dest="agent", metavar="AGENT", required=True)
     m = agents.add_parser(
@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     n.set_defaults(func=run_node)
 
 
-def _client(path: str | None):  # type: ignore[no-untyped-def]
+def _client(path: str | None):
     from kubernetes import client, config
 
     if path:

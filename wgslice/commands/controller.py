@@ -6,7 +6,7 @@ import argparse
 import os
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "controller",
         help="run the hub slice controller",

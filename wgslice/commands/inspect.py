@@ -152,8 +152,8 @@ def run_status(args: argparse.Namespace) -> int:
 
     _, snap = _read(args)
     doc = render(_state(snap), "overview")
-    doc.pop("source", None)  # type: ignore[union-attr]
-    _emit(doc, args, status_text(doc, _colour()))  # type: ignore[arg-type]
+    doc.pop("source", None)  # type: ignore[union-attr]  # render() returns a dict here
+    _emit(doc, args, status_text(doc, _colour()))  # type: ignore[arg-type]  # render() returns a dict here
     return 0
 
 
@@ -177,8 +177,8 @@ def run_tunnels(args: argparse.Namespace) -> int:
         state.rates.observe_snapshot(snap2, state.mono)
         state.snapshot = snap2
     doc = render(state, f"tunnels/{args.slice}" if args.slice else "tunnels")
-    doc.pop("source", None)  # type: ignore[union-attr]
-    _emit(doc, args, tunnels_text(doc["items"], _colour()))  # type: ignore[index]
+    doc.pop("source", None)  # type: ignore[union-attr]  # render() returns a dict here
+    _emit(doc, args, tunnels_text(doc["items"], _colour()))  # type: ignore[index]  # render() returns a dict here
     return 0
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     i = sub.add_parser(
         "install",
         help="install the hub (CRDs, default pool, controller)",
@@ -82,12 +82,12 @@ def _values(pairs: list[str]) -> dict[str, object]:
         node = out
         *parents, last = key.split(".")
         for p in parents:
-            node = node.setdefault(p, {})  # type: ignore[assignment]
+            node = node.setdefault(p, {})  # type: ignore[assignment]  # a nested dict of str -> dict
         node[last] = yaml.safe_load(raw)
     return out
 
 
-def _client(kubeconfig: str | None, context: str | None):  # type: ignore[no-untyped-def]
+def _client(kubeconfig: str | None, context: str | None):
     from kubernetes import config
 
     return config.new_client_from_config(config_file=kubeconfig, context=context)

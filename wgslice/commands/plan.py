@@ -23,7 +23,7 @@ from wgslice.errors import UserError
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plan",
         help="dry-run the planner on slice YAML (offline)",
