@@ -127,9 +127,19 @@ def test_kubectl_deployment_becomes_ready(lab: Lab) -> None:
         time.sleep(0.1)
     assert not lab.pods("c1", "app=web")
     assert not any(nx.exists(n) for n in netns)
-    for node in ("c1-node-1", "c1-node-2"):  # the host-side veths went with the namespaces
-        links = lab.node_exec("c1", node, ["ip", "-br", "link"]).stdout
-        assert all(topo.pod_host_veth(p["metadata"]["uid"]) not in links for p in pods)
+    # The host-side veths go with the namespaces; the kernel tears a namespace's devices
+    # down asynchronously (its cleanup work queue), so allow it a few seconds.
+    veths = {topo.pod_host_veth(p["metadata"]["uid"]) for p in pods}
+
+    def leftover() -> set[str]:
+        links = "".join(lab.node_exec("c1", node, ["ip", "-br", "link"]).stdout
+                        for node in ("c1-node-1", "c1-node-2"))
+        return {v for v in veths if v in links}
+
+    deadline = time.monotonic() + 10
+    while leftover() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not leftover()
 
 
 @pytest.fixture(scope="module")
