@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +51,17 @@ def binary(name: str) -> str:
     raise FileNotFoundError(
         f"{name} not found in {UPSTREAM_BIN} or on PATH; build it with "
         "`bash scripts/build-upstream.sh` (or `bash scripts/setup.sh`)")
+
+
+def healthy(url: str, ctx: ssl.SSLContext | None = None, token: str | None = None) -> bool:
+    """Whether a health endpoint (etcd's /health, the API server's /readyz) answers 200."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
+                                 if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
 
 
 def missing_programs() -> list[str]:

@@ -128,17 +128,13 @@ class ControlPlane:
 
     def _wait(self, name: str, url: str, ctx: ssl.SSLContext | None = None) -> None:
         deadline = time.monotonic() + self.start_timeout
-        headers = {"Authorization": f"Bearer {self.token}"} if ctx else {}
         while True:
             proc = self.procs[name]
             if proc.poll() is not None:
                 tail = self.paths.log(name).read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
-            with contextlib.suppress(OSError):
-                req = urllib.request.Request(url, headers=headers)
-                with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
-                    if resp.status == 200:
-                        return
+            if cpl.healthy(url, ctx, self.token if ctx else None):
+                return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} not healthy at {url}; see {self.paths.log(name)}")
             time.sleep(0.2)

@@ -27,7 +27,6 @@ import socket
 import ssl
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 from wgslice.lab import controlplane as cpl
@@ -121,20 +120,10 @@ class Child:
             await self.proc.wait()
 
 
-def _probe(url: str, ctx: ssl.SSLContext | None, token: str | None) -> bool:
-    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
-                                 if token else {})
-    try:
-        with urllib.request.urlopen(req, timeout=2, context=ctx) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 async def wait_healthy(name: str, url: str, child: Child, timeout: float,
                        ctx: ssl.SSLContext | None = None, token: str | None = None) -> None:
     deadline = time.monotonic() + timeout
-    while not await asyncio.to_thread(_probe, url, ctx, token):
+    while not await asyncio.to_thread(cpl.healthy, url, ctx, token):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{name} not healthy at {url} after {timeout:.0f} s; see "
                                f"{child.log_path}")
@@ -147,6 +136,7 @@ async def amain(dirs: LabDirs, plan: topo.LabPlan, cluster: topo.ClusterPlan,
     from wgslice.lab import kubeletapi
     from wgslice.lab.kubeclient import Client, Informer
     from wgslice.lab.kubelet import Kubelet
+    from wgslice.lab.nodes import KUBELET_PORT
 
     paths = cpl.Paths(dirs.cluster(cluster.name))
     pki = paths.pki
@@ -183,7 +173,7 @@ async def amain(dirs: LabDirs, plan: topo.LabPlan, cluster: topo.ClusterPlan,
         kctx = kubeletapi.ssl_context(pki.crt(f"kubelet-{node.name}"),
                                       pki.key(f"kubelet-{node.name}"), pki.ca_crt)
         apis.append(await kubeletapi.serve(kubelet.log_file, node.netns, node.ip,
-                                           kubeletapi_port(), kctx))
+                                           KUBELET_PORT, kctx))
         clients.append(client)
         informers.append(pods)
         kubelets.append(kubelet)
@@ -210,12 +200,6 @@ async def amain(dirs: LabDirs, plan: topo.LabPlan, cluster: topo.ClusterPlan,
         s.close()
     for child in reversed(children):
         await child.stop()
-
-
-def kubeletapi_port() -> int:
-    from wgslice.lab.nodes import KUBELET_PORT
-
-    return KUBELET_PORT
 
 
 def main(argv: list[str] | None = None) -> int:
