@@ -1,6 +1,6 @@
 """Benchmark: plan 255 members x 100 slices in full mesh (target: under 1 s).
 
-Prints wall time and peak memory of `wgslice.slice.planner.plan` (validation, IPAM, tunnel
+Prints wall time and peak memory of `wgslice.slice.hubplan.plan` (validation, IPAM, tunnel
 graphs), and, as a baseline measured in the same run, the cost of materialising every
 member's desired state eagerly (what the planner avoids by deriving states on demand).
 
@@ -16,9 +16,9 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-from wgslice.slice.model import API_VERSION
+from wgslice.slice.hubplan import Plan, plan
 from wgslice.slice.parse import parse_inventory
-from wgslice.slice.planner import Plan, plan
+from wgslice.slice.specs import API_VERSION
 
 
 def documents(members: int, slices: int) -> list[tuple[dict[str, Any], str]]:

@@ -8,7 +8,7 @@ Kubernetes objects: the slice controller adapts its objects to these dataclasses
 
 from wgslice.ipam.allocator import allocate
 from wgslice.ipam.cidr import CidrError, parse_cidr
-from wgslice.ipam.model import (
+from wgslice.ipam.records import (
     DEFAULT_SLICE_PREFIX,
     DEFAULT_SUBNET_PREFIX,
     AllocationResult,

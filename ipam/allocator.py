@@ -18,7 +18,14 @@ from typing import Protocol, TypeVar
 
 from wgslice.ipam.cidr import make_network, prefix_bits_for, span
 from wgslice.ipam.freespace import FreeSpace, Owned, OwnerIndex
-from wgslice.ipam.model import (
+from wgslice.ipam.pools import (
+    blocking_owners,
+    capacity_problem,
+    describe_free,
+    pool_problem,
+    pool_touches,
+)
+from wgslice.ipam.records import (
     DEFAULT_SLICE_PREFIX,
     DEFAULT_SUBNET_PREFIX,
     AllocationResult,
@@ -28,13 +35,6 @@ from wgslice.ipam.model import (
     Pool,
     SliceAllocation,
     SliceRequest,
-)
-from wgslice.ipam.pools import (
-    blocking_owners,
-    capacity_problem,
-    describe_free,
-    pool_problem,
-    pool_touches,
 )
 
 

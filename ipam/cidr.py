@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 
-from wgslice.ipam.model import Network
+from wgslice.ipam.records import Network
 
 
 class CidrError(ValueError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wgslice.ipam.cidr import make_network, span
 from wgslice.ipam.freespace import FreeSpace, Owned
-from wgslice.ipam.model import Pool, SliceRequest
+from wgslice.ipam.records import Pool, SliceRequest
 
 
 def pool_problem(pool: Pool) -> str | None:

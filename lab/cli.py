@@ -81,7 +81,7 @@ def _down(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from wgslice.lab.inspect import status_lines
+    from wgslice.lab.lookup import status_lines
 
     for line in status_lines():
         print(line)
@@ -99,7 +99,7 @@ def _kubeconfig(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    from wgslice.lab.inspect import exec_argv
+    from wgslice.lab.lookup import exec_argv
 
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
@@ -109,7 +109,7 @@ def _exec(args: argparse.Namespace) -> int:
     argv = exec_argv(args.target, args.container, cmd)
     sys.stdout.flush()
     # The project's interpreter and tools come first on PATH, as they would in its image:
-    # `python3 -m wgslice.lab.probe ...` works whether or not the venv is activated.
+    # `python3 -m wgslice.lab.podtools ...` works whether or not the venv is activated.
     bindir = os.path.dirname(sys.executable)
     env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
     os.execvpe(argv[0], argv, env)
@@ -117,7 +117,7 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _logs(args: argparse.Namespace) -> int:
-    from wgslice.lab.inspect import log_path
+    from wgslice.lab.lookup import log_path
 
     path = log_path(args.target, args.container)
     if args.follow:

@@ -2,7 +2,7 @@
 DNSCache is (a hostNetwork DaemonSet answering on a link-local address of every node).
 
 Why this layout: the lab has no kube-proxy, so a `kube-dns` ClusterIP would route nowhere;
-a server on every node's `169.254.20.10` (lab/topology.py CLUSTER_DNS_IP, on the dummy
+a server on every node's `169.254.20.10` (lab/layout.py CLUSTER_DNS_IP, on the dummy
 interface `nodelocaldns`) is reached by every pod through its default route, and it sees
 each client pod's own address, which the clusterset.local zone needs to answer only the
 pods of a slice (docs/mcs.md). Pods get it through the /etc/resolv.conf the lab kubelet
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from wgslice.lab import topology as topo
+from wgslice.lab import layout as topo
 
 NAMESPACE = "kube-system"
 IMAGE = "registry.k8s.io/coredns/coredns:v1.15.0"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from wgslice.lab import topology as topo
+from wgslice.lab import layout as topo
 from wgslice.lab.pki import ClusterPki
 
 #: Where scripts/build-upstream.sh links the binaries it built.

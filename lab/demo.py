@@ -15,7 +15,7 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from wgslice.lab import topology as topo
+from wgslice.lab import layout as topo
 from wgslice.lab.state import LabDirs
 
 Say = Callable[[str], None]
@@ -121,6 +121,6 @@ Watch it:
   kubectl --context c1 get pods -n shop -o wide
 Reach across clusters (slice addresses are in each pod's wgslice.io/slice-address):
   wgslice lab exec c1/shop/<pod> -- ip addr show slice0
-  wgslice lab exec c1/shop/<pod> -- python3 -m wgslice.lab.probe ping -c 3 <address in c2>
+  wgslice lab exec c1/shop/<pod> -- python3 -m wgslice.lab.podtools ping -c 3 <address in c2>
 Tear it all down:
   wgslice lab down"""

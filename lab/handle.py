@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wgslice.lab import topology as topo
+from wgslice.lab import layout as topo
 from wgslice.lab.state import LabDirs
 
 
@@ -119,7 +119,7 @@ class Lab:
     # -- inside pods and nodes ----------------------------------------------------------
     def pod_record(self, cluster: str, namespace: str, pod: str) -> dict[str, Any]:
         """The kubelet's record of a running pod: netns, ip, node, container pids, logs."""
-        from wgslice.lab.inspect import find_pod
+        from wgslice.lab.lookup import find_pod
 
         return find_pod(f"{cluster}/{namespace}/{pod}", self.dirs)
 
@@ -127,7 +127,7 @@ class Lab:
              container: str | None = None, timeout: float = 30.0
              ) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` in the pod (its netns; for project containers also its mounts)."""
-        from wgslice.lab.inspect import exec_argv
+        from wgslice.lab.lookup import exec_argv
 
         argv = exec_argv(f"{cluster}/{namespace}/{pod}", container, cmd, self.dirs)
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
@@ -141,14 +141,14 @@ class Lab:
 
     def logs(self, cluster: str, namespace: str, pod: str, container: str | None = None
              ) -> str:
-        from wgslice.lab.inspect import log_path
+        from wgslice.lab.lookup import log_path
 
         return log_path(f"{cluster}/{namespace}/{pod}", container, self.dirs).read_text(
             errors="replace")
 
     def probe(self) -> list[str]:
-        """``python -m wgslice.lab.probe`` argv prefix (ping/tcp/serve) for use in pods."""
-        return [sys.executable, "-m", "wgslice.lab.probe"]
+        """``python -m wgslice.lab.podtools`` argv prefix (ping/tcp/serve) for use in pods."""
+        return [sys.executable, "-m", "wgslice.lab.podtools"]
 
     def describe(self) -> str:
         return json.dumps(self.dirs.read_lab(), indent=1)

@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from wgslice.lab import events, recovery
+from wgslice.lab import layout as topo
 from wgslice.lab import netns as nx
 from wgslice.lab import runtime as rt
-from wgslice.lab import topology as topo
+from wgslice.lab.healthprobes import run_probe
 from wgslice.lab.kubeclient import ApiError, Client, Informer, path_for
 from wgslice.lab.nodes import NodeAgent
 from wgslice.lab.podprep import PodPreparer
 from wgslice.lab.podspec import PodSpecError, resolv_conf
 from wgslice.lab.podstatus import pod_status
-from wgslice.lab.probes import run_probe
 from wgslice.lab.state import LabDirs
 
 log = logging.getLogger("wgslice.lab.kubelet")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 from pyroute2 import NetNS, netns
 
-from wgslice.lab import topology as topo
+from wgslice.lab import layout as topo
 
 NETNS_DIR = "/run/netns"
 _ns_lock = threading.Lock()

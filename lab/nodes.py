@@ -16,7 +16,7 @@ import logging
 import time
 from typing import Any
 
-from wgslice.lab import topology as topo
+from wgslice.lab import layout as topo
 from wgslice.lab.kubeclient import ApiError, Client, path_for
 
 log = logging.getLogger("wgslice.lab.nodes")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from wgslice.lab import controlplane
+from wgslice.lab import layout as topo
 from wgslice.lab import runtime as rt
-from wgslice.lab import topology as topo
 from wgslice.lab.kubeclient import ApiError, Client, path_for
 from wgslice.lab.podspec import (
     PRIVATE_DIRS,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wgslice.lab.topology import DEFAULT_PORT_BASE, DEFAULT_PREFIX
+from wgslice.lab.layout import DEFAULT_PORT_BASE, DEFAULT_PREFIX
 
 DEFAULT_DIR = "/run/wgslice-lab"
 

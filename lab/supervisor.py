@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from wgslice.lab import controlplane as cpl
-from wgslice.lab import topology as topo
+from wgslice.lab import layout as topo
 from wgslice.lab.state import LabDirs
 
 log = logging.getLogger("wgslice.lab.supervisor")

@@ -25,8 +25,8 @@ from typing import Any
 import yaml
 
 from wgslice.errors import UserError
+from wgslice.lab import layout as topo
 from wgslice.lab import pki
-from wgslice.lab import topology as topo
 from wgslice.lab.podspec import PRIVATE_DIRS
 from wgslice.lab.state import LabDirs, read_pid, write_atomic
 

@@ -4,8 +4,8 @@ Installed, wgslice's sub-packages come from other directories of the repository
 (pyproject.toml `package-dir`: ipam/ -> wgslice.ipam, slice/ -> wgslice.slice, ...). mypy
 finds modules by directory and cannot follow the editable install's import hook, so, like
 scripts/lint-imports.py, this builds the installed layout as a tree of symbolic links (the
-same `build_tree`) and runs mypy there. mypy's paths in that tree (wgslice/slice/planner.py)
-are written back as the repository's (slice/planner.py), so editors and humans can jump to
+same `build_tree`) and runs mypy there. mypy's paths in that tree (wgslice/slice/hubplan.py)
+are written back as the repository's (slice/hubplan.py), so editors and humans can jump to
 them. The checked packages (`packages`, `exclude`) and the strict modules are in
 pyproject.toml [tool.mypy].
 
@@ -31,7 +31,7 @@ _spec.loader.exec_module(lint_imports)
 
 
 def repo_path(tree_path: str, dirs: dict[str, Path]) -> str:
-    """wgslice/slice/planner.py -> slice/planner.py (the longest mapped package wins)."""
+    """wgslice/slice/hubplan.py -> slice/hubplan.py (the longest mapped package wins)."""
     parts = tree_path.split("/")
     for n in range(len(parts) - 1, 0, -1):
         name = ".".join(parts[:n])

@@ -19,8 +19,8 @@ from typing import Any
 
 import kopf
 
-from wgslice.slice.model import GROUP, VERSION
 from wgslice.slice.reconcile import reconcile
+from wgslice.slice.specs import GROUP, VERSION
 
 log = logging.getLogger("wgslice.hub")
 

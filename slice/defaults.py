@@ -7,8 +7,8 @@ from functools import cache
 import yaml
 
 from wgslice.slice.crds import CRD_DIR
-from wgslice.slice.model import OverlayPool
 from wgslice.slice.parse import parse_pool
+from wgslice.slice.specs import OverlayPool
 
 
 @cache

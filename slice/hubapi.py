@@ -14,8 +14,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from wgslice.slice.model import GROUP, VERSION
 from wgslice.slice.reconcile import Actions, Snapshot
+from wgslice.slice.specs import GROUP, VERSION
 from wgslice.slice.status import SLICE_FINALIZER, SLICE_LABEL
 
 log = logging.getLogger("wgslice.hub")

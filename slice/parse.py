@@ -1,5 +1,5 @@
 """Parsing the slice API's objects (plain dicts, as YAML or the API gives them) into the
-dataclasses of `wgslice.slice.model`, collecting a `Problem` for each thing a user got wrong.
+dataclasses of `wgslice.slice.specs`, collecting a `Problem` for each thing a user got wrong.
 
 The checks mirror the CRDs' schema and CEL rules (docs/api.md) so that the controller and
 `wgslice plan` refuse the same input the API server refuses, in words that say what to do.
@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from wgslice.slice.model import (
+from wgslice.slice.reader import Reader, _kind, meta_name, raw_name, usable_cidr
+from wgslice.slice.rules import (
+    DEFAULT_PODS_PER_SLICE,
+    MAX_SLICE_PREFIX,
+    MAX_SUBNET_PREFIX,
+    system_namespace_problem,
+)
+from wgslice.slice.specs import (
     API_VERSION,
     GROUP,
     TOPOLOGY_TYPES,
@@ -22,13 +29,6 @@ from wgslice.slice.model import (
     Slice,
     SliceNamespace,
     Topology,
-)
-from wgslice.slice.reader import Reader, _kind, meta_name, raw_name, usable_cidr
-from wgslice.slice.rules import (
-    DEFAULT_PODS_PER_SLICE,
-    MAX_SLICE_PREFIX,
-    MAX_SUBNET_PREFIX,
-    system_namespace_problem,
 )
 
 # Slice prefix bounds: wide enough for any real overlay, narrow enough to hold a subnet.

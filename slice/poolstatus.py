@@ -14,7 +14,7 @@ from typing import Any
 from wgslice import ipam
 from wgslice.ipam.cidr import span
 from wgslice.ipam.freespace import FreeSpace
-from wgslice.slice.model import MemberCluster, Network, OverlayPool
+from wgslice.slice.specs import MemberCluster, Network, OverlayPool
 from wgslice.slice.status import condition
 
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from wgslice import ipam
-from wgslice.slice.model import Network, Problem
 from wgslice.slice.rules import special_use, special_use_message
+from wgslice.slice.specs import Network, Problem
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -23,10 +23,10 @@ from typing import Any
 
 from wgslice import ipam
 from wgslice.slice import mcs
-from wgslice.slice.model import API_VERSION, OverlayPool, Problem
+from wgslice.slice.hubplan import plan
 from wgslice.slice.parse import parse_inventory, parse_slice
-from wgslice.slice.planner import plan
 from wgslice.slice.poolstatus import pool_status
+from wgslice.slice.specs import API_VERSION, OverlayPool, Problem
 from wgslice.slice.status import (
     MEMBER_LABEL,
     SLICE_FINALIZER,

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wgslice.slice.model import API_VERSION, MemberCluster, Problem
-from wgslice.slice.planner import MemberState, SlicePlan
+from wgslice.slice.hubplan import MemberState, SlicePlan
+from wgslice.slice.specs import API_VERSION, MemberCluster, Problem
 
 #: Hub namespace of a member: where its MemberSlices live and all its credential may touch.
 MEMBER_NAMESPACE_PREFIX = "wgslice-member-"

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from wgslice.slice.model import Topology
+from wgslice.slice.specs import Topology
 
 
 class TopologyError(ValueError):

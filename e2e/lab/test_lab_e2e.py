@@ -19,8 +19,8 @@ import pytest
 
 from wgslice.errors import UserError
 from wgslice.lab import Lab
+from wgslice.lab import layout as topo
 from wgslice.lab import netns as nx
-from wgslice.lab import topology as topo
 
 PREFIX = "wgstest-"
 pytestmark = [
@@ -44,7 +44,7 @@ spec:
       containers:
       - name: echo
         image: wgslice/wgslice:0.1.0
-        command: [python3, -m, wgslice.lab.probe, serve, "8080", --greeting, {cluster}]
+        command: [python3, -m, wgslice.lab.podtools, serve, "8080", --greeting, {cluster}]
 ---
 apiVersion: v1
 kind: Pod
@@ -252,7 +252,7 @@ spec:
   containers:
   - name: tcp
     image: wgslice/wgslice
-    command: [python3, -m, wgslice.lab.probe, serve, "8080"]
+    command: [python3, -m, wgslice.lab.podtools, serve, "8080"]
     ports: [{name: echo, containerPort: 8080}]
     readinessProbe: {tcpSocket: {port: echo}, periodSeconds: 1}
   - name: http

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from na_lab import Lab, run
 
 from wgslice.slice.nodeagent.agent import NodeAgent, StaticResolver
-from wgslice.slice.nodeagent.model import gateway_ifname
 from wgslice.slice.nodeagent.netlink import NetlinkAdapter
+from wgslice.slice.nodeagent.state import gateway_ifname
 
 NODES = ["east-n0", "east-n1"]
 # (pod, k8s namespace, node, slice address)

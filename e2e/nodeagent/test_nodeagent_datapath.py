@@ -18,8 +18,8 @@ import pytest
 from na_lab import nsexec, run
 
 from wgslice.slice.nodeagent.agent import NodeAgent, StaticResolver
-from wgslice.slice.nodeagent.model import veth_name
 from wgslice.slice.nodeagent.netlink import NetlinkAdapter
+from wgslice.slice.nodeagent.state import veth_name
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 

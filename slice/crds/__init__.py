@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from wgslice.slice.model import VERSION, Problem
+from wgslice.slice.specs import VERSION, Problem
 
 CRD_DIR = Path(__file__).parent
 

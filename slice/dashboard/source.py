@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from wgslice.slice.dashboard.model import RateTracker, Snapshot
+from wgslice.slice.dashboard.hubview import RateTracker, Snapshot
 
 log = logging.getLogger("wgslice.dashboard")
 

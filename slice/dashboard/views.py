@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from wgslice.slice.dashboard.model import (
+from wgslice.slice.dashboard.hubview import (
     RateTracker,
     Snapshot,
     _condition,

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from wgslice.slice.dashboard.model import (
+from wgslice.slice.dashboard.hubview import (
     HEARTBEAT_STALE_S,
     Snapshot,
     age_seconds,
@@ -341,7 +341,7 @@ _EXPORT_FIXES = {
 def service_checks(sname: str, snap: Snapshot) -> list[dict[str, Any]]:
     """Each exported service of the slice: valid, free of conflicts, with ready endpoints,
     imported where its namespace is; endpoints withdrawn behind a tunnel that is down."""
-    from wgslice.slice.dashboard.model import services_view
+    from wgslice.slice.dashboard.hubview import services_view
 
     out: list[dict[str, Any]] = []
     mss = member_slices_of(snap, sname)
@@ -434,7 +434,7 @@ def name_checks(snap: Snapshot, name: str, member: str | None = None) -> list[di
                            "it imports nothing of it, and its pods outside the slice get "
                            "NXDOMAIN", f"query from a pod in a namespace of slice {sname}",
                            slice=sname, member=member)]
-    from wgslice.slice.dashboard.model import services_view
+    from wgslice.slice.dashboard.hubview import services_view
 
     found = next((x for x in services_view(snap, sname)
                   if (x["namespace"], x["name"]) == (ns, svc)), None)

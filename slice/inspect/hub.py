@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from wgslice.errors import UserError
-from wgslice.slice.dashboard.model import Snapshot
+from wgslice.slice.dashboard.hubview import Snapshot
 
 GROUP, VERSION = "wgslice.io", "v1alpha1"
 EVENTS_NAMESPACE = "default"

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from wgslice.slice.dashboard.model import human_age, human_bytes
+from wgslice.slice.dashboard.hubview import human_age, human_bytes
 
 COLOURS = {"connected": "32", "healthy": "32", "ok": "32", "up": "32", "True": "32",
            "degraded": "33", "stale": "33", "pending": "33", "warn": "33", "connecting": "90",

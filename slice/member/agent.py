@@ -23,8 +23,7 @@ from kubernetes.client.rest import ApiException
 from wgslice import __version__
 from wgslice.slice import mcs
 from wgslice.slice.member import objects
-from wgslice.slice.member.gwstatus import fetch_status
-from wgslice.slice.member.plan import (
+from wgslice.slice.member.choices import (
     ADDRESS_ANNOTATION,
     GATEWAY_LABEL,
     SLICE_LABEL,
@@ -33,8 +32,9 @@ from wgslice.slice.member.plan import (
     Pod,
     plan_member,
 )
+from wgslice.slice.member.gwstatus import fetch_status
 from wgslice.slice.member.services import ServiceSync, withdrawn_predicate
-from wgslice.slice.model import GROUP, VERSION
+from wgslice.slice.specs import GROUP, VERSION
 from wgslice.slice.status import MEMBER_FINALIZER, member_namespace
 
 log = logging.getLogger("wgslice.member")

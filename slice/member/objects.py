@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from wgslice.slice.member.plan import SLICE_LABEL, SYSTEM_NAMESPACE, SliceLocal
+from wgslice.slice.member.choices import SLICE_LABEL, SYSTEM_NAMESPACE, SliceLocal
 
 MANAGED = {"app.kubernetes.io/managed-by": "wgslice-member-agent"}
 MCS_SPEC_KEYS = ("serviceImports", "serviceExports")

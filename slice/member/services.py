@@ -28,7 +28,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from wgslice.slice import mcs
-from wgslice.slice.member.plan import SLICE_LABEL
+from wgslice.slice.member.choices import SLICE_LABEL
 
 log = logging.getLogger("wgslice.member.services")
 MANAGED = {"app.kubernetes.io/managed-by": "wgslice-member-agent"}

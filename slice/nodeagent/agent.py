@@ -16,9 +16,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from wgslice.slice.nodeagent import diff as d
-from wgslice.slice.nodeagent.model import AttachedPod, SliceConfig
+from wgslice.slice.nodeagent.desired import parse_configs, plan_node
 from wgslice.slice.nodeagent.netlink import NetlinkAdapter, netns_path
-from wgslice.slice.nodeagent.plan import parse_configs, plan_node
+from wgslice.slice.nodeagent.state import AttachedPod, SliceConfig
 
 log = logging.getLogger("wgslice.nodeagent")
 

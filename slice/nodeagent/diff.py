@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from wgslice.slice.nodeagent.model import (
+from wgslice.slice.nodeagent.state import (
     Addr,
     Fdb,
     FilterRule,

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from wgslice.slice.nodeagent.agent import NodeAgent
-from wgslice.slice.nodeagent.model import AttachedPod
+from wgslice.slice.nodeagent.state import AttachedPod
 
 log = logging.getLogger("wgslice.nodeagent")
 

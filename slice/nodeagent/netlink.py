@@ -26,7 +26,7 @@ from typing import TypeVar
 from pyroute2 import IPRoute, NetlinkError, NetNS
 
 from wgslice.slice.nodeagent import diff as d
-from wgslice.slice.nodeagent.model import (
+from wgslice.slice.nodeagent.state import (
     POD_IFNAME,
     RT_PROTO,
     RULE_PRIORITY,

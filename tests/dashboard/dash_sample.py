@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from wgslice.slice.dashboard.model import Snapshot
+from wgslice.slice.dashboard.hubview import Snapshot
 
 NOW = dt.datetime(2026, 11, 25, 16, 0, 0, tzinfo=dt.UTC)
 KEYS = {"c1": "WkRA6Rch93PfHVjzZFzDJGsV4j8nWJs+u96Br0VnulE=",

@@ -9,7 +9,7 @@ import yaml
 from dash_sample import NOW, member_cluster, member_slice, slice_obj, snapshot, tunnel
 
 from wgslice.slice.dashboard import views
-from wgslice.slice.dashboard.model import RateTracker
+from wgslice.slice.dashboard.hubview import RateTracker
 from wgslice.slice.inspect import checks as c
 from wgslice.slice.inspect import diagnose, render, verify
 

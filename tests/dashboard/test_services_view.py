@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from wgslice.slice import mcs
-from wgslice.slice.dashboard.model import Snapshot, services_view
+from wgslice.slice.dashboard.hubview import Snapshot, services_view
 from wgslice.slice.inspect.checks import name_checks, service_checks
 from wgslice.slice.inspect.render import status_text
 

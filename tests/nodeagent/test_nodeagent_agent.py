@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from wgslice.slice.nodeagent.agent import NodeAgent, StaticResolver
 from wgslice.slice.nodeagent.diff import simulate
-from wgslice.slice.nodeagent.model import NodeState, veth_name
+from wgslice.slice.nodeagent.state import NodeState, veth_name
 
 
 class FakeAdapter:

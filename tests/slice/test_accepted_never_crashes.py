@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from wgslice.gateway.config import parse_config
 from wgslice.slice import defaults
 from wgslice.slice.crds import validate_object
+from wgslice.slice.hubplan import plan
+from wgslice.slice.member.choices import Node, plan_member
 from wgslice.slice.member.objects import gateway_config
-from wgslice.slice.member.plan import Node, plan_member
-from wgslice.slice.model import API_VERSION
 from wgslice.slice.parse import parse_inventory
-from wgslice.slice.planner import plan
+from wgslice.slice.specs import API_VERSION
 from wgslice.slice.status import member_slice
 
 CIDRS = st.one_of(

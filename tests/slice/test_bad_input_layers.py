@@ -15,10 +15,10 @@ import yaml
 from wgslice.cli import main
 from wgslice.slice.crds import crds, validate_object
 from wgslice.slice.crds.schema_check import validate
-from wgslice.slice.member.plan import Node, plan_member
-from wgslice.slice.model import API_VERSION, VERSION
+from wgslice.slice.member.choices import Node, plan_member
 from wgslice.slice.reconcile import Snapshot, reconcile
 from wgslice.slice.rules import DOCUMENTATION_CIDRS, FORBIDDEN_CIDRS
+from wgslice.slice.specs import API_VERSION, VERSION
 from wgslice.slice.status import Report, slice_status
 
 NOW = "2026-11-25T15:00:00Z"
@@ -231,8 +231,8 @@ def test_pool_status_written() -> None:
 # -- a gateway that cannot start --------------------------------------------------------------
 def test_gateway_failed_reason() -> None:
     from wgslice.slice import defaults
+    from wgslice.slice.hubplan import plan
     from wgslice.slice.parse import parse_inventory
-    from wgslice.slice.planner import plan
 
     inv, _, _ = parse_inventory([(member("east"), ""), (member("west"), ""),
                                  (live_slice(), "")])

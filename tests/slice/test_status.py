@@ -6,8 +6,8 @@ from pathlib import Path
 
 from wgslice.commands.plan import iter_documents
 from wgslice.slice import defaults
+from wgslice.slice.hubplan import plan
 from wgslice.slice.parse import parse_inventory
-from wgslice.slice.planner import plan
 from wgslice.slice.status import Report, member_slice, slice_status, tunnel_state
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -94,7 +94,7 @@ def test_status_ready_only_when_every_tunnel_is_up() -> None:
 
 
 def test_status_of_an_invalid_slice_names_the_field() -> None:
-    from wgslice.slice.model import Problem
+    from wgslice.slice.specs import Problem
 
     problem = Problem("Slice bad", "spec.topology.hub", "hub 'x' is not a member")
     status = slice_status(1, None, [problem], [], {}, None, NOW)

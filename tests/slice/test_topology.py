@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wgslice.slice.model import Topology
+from wgslice.slice.specs import Topology
 from wgslice.slice.topology import TopologyError, build_graph
 
 names = st.lists(

@@ -148,10 +148,10 @@ def _one_line(text: object) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wgslice.slice import defaults, planner
+    from wgslice.slice import defaults, hubplan
     from wgslice.slice.crds import validate_object
-    from wgslice.slice.model import Problem
     from wgslice.slice.parse import parse_inventory, place
+    from wgslice.slice.specs import Problem
 
     inputs = read_documents(args.paths)
     errors = list(inputs.errors)
@@ -199,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
             problems.extend(better or [p])
     inventory, more, _ = parse_inventory(accepted, read_status=read_status)
     problems.extend(more)
-    result = planner.plan(inventory, default_pools=defaults.default_pools())
+    result = hubplan.plan(inventory, default_pools=defaults.default_pools())
     problems.extend(result.problems)
     problems = sorted(set(problems))
     if problems or errors:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wgslice.lab import topology as topo
+from wgslice.lab import layout as topo
 
 
 def test_default_plan_names_and_addresses() -> None:

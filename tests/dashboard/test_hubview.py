@@ -7,7 +7,7 @@ import json
 from dash_sample import NOW, member_cluster, member_slice, snapshot, ts, tunnel
 
 from wgslice.slice.dashboard import views
-from wgslice.slice.dashboard.model import (
+from wgslice.slice.dashboard.hubview import (
     RateTracker,
     human_age,
     human_bytes,
@@ -155,7 +155,7 @@ def test_nothing_private_is_copied() -> None:
 
 
 def test_empty_hub() -> None:
-    from wgslice.slice.dashboard.model import Snapshot
+    from wgslice.slice.dashboard.hubview import Snapshot
 
     doc = views.overview(Snapshot(), RateTracker(), 0.0, NOW)
     assert doc["slices"] == [] and doc["totals"]["total"] == 0

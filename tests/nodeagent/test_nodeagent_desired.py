@@ -7,6 +7,7 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wgslice.slice.nodeagent.desired import parse_configs, plan_node
 from wgslice.slice.nodeagent.diff import (
     AddLink,
     ConfigurePod,
@@ -16,7 +17,7 @@ from wgslice.slice.nodeagent.diff import (
     diff,
     simulate,
 )
-from wgslice.slice.nodeagent.model import (
+from wgslice.slice.nodeagent.state import (
     IFNAMSIZ,
     UNREACHABLE_METRIC,
     AttachedPod,
@@ -32,7 +33,6 @@ from wgslice.slice.nodeagent.model import (
     veth_name,
     vxlan_name,
 )
-from wgslice.slice.nodeagent.plan import parse_configs, plan_node
 
 CFG = {
     "slice": "shop", "member": "east", "cidr": "10.224.0.0/20", "subnet": "10.224.0.0/24",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wgslice.slice.nodeagent.model import (
+from wgslice.slice.nodeagent.state import (
     RT_PROTO,
     UNREACHABLE_METRIC,
     Addr,

@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from wgslice import ipam
-from wgslice.slice.model import Inventory, MemberCluster, Network, OverlayPool, Problem, Slice
 from wgslice.slice.rules import DEFAULT_NODES
+from wgslice.slice.specs import Inventory, MemberCluster, Network, OverlayPool, Problem, Slice
 from wgslice.slice.topology import Graph, TopologyError, build_graph
 
 

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from wgslice.commands.plan import iter_documents
 from wgslice.slice import defaults
-from wgslice.slice.model import Inventory
+from wgslice.slice.hubplan import Plan, plan
 from wgslice.slice.parse import parse_inventory
-from wgslice.slice.planner import Plan, plan
+from wgslice.slice.specs import Inventory
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wgslice.slice.member.choices import Node, Pod, plan_member
 from wgslice.slice.member.objects import isolation_policy, member_slice_status
-from wgslice.slice.member.plan import Node, Pod, plan_member
 
 NODES = [Node("east-n0", "10.10.0.10", "198.51.100.1", gateway=True), Node("east-n1", "10.10.0.11")]
 

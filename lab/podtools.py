@@ -1,14 +1,14 @@
 """Tiny network probes for lab pods: ping, TCP connect, TCP echo server.
 
 Debian's minimal images ship no ``ping``/``nc``; tests and demos run these inside pods with
-``wgslice lab exec CLUSTER/NS/POD -- python -m wgslice.lab.probe ping 10.244.1.2``.
+``wgslice lab exec CLUSTER/NS/POD -- python -m wgslice.lab.podtools ping 10.244.1.2``.
 Every probe is bounded (count, timeout) and prints one line per result.
 
-    python -m wgslice.lab.probe ping ADDR [-c COUNT] [-W TIMEOUT]
-    python -m wgslice.lab.probe tcp ADDR PORT [-W TIMEOUT]   # prints the server's greeting
-    python -m wgslice.lab.probe connect ADDR PORT [-W TIMEOUT]  # TCP handshake only
-    python -m wgslice.lab.probe serve PORT [--greeting TEXT]  # answers each connection
-    python -m wgslice.lab.probe dns NAME [TYPE] [--server IP] [-W TIMEOUT]
+    python -m wgslice.lab.podtools ping ADDR [-c COUNT] [-W TIMEOUT]
+    python -m wgslice.lab.podtools tcp ADDR PORT [-W TIMEOUT]   # prints the server's greeting
+    python -m wgslice.lab.podtools connect ADDR PORT [-W TIMEOUT]  # TCP handshake only
+    python -m wgslice.lab.podtools serve PORT [--greeting TEXT]  # answers each connection
+    python -m wgslice.lab.podtools dns NAME [TYPE] [--server IP] [-W TIMEOUT]
         # one DNS query (A, AAAA, SRV, TXT, ...) to the pod's nameserver (its
         # /etc/resolv.conf) or --server; prints the rcode and one line per answer
 """
@@ -181,7 +181,7 @@ def dns_query(name: str, qtype: str = "A", server: str | None = None, timeout: f
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wgslice.lab.probe")
+    parser = argparse.ArgumentParser(prog="python -m wgslice.lab.podtools")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("ping")
     p.add_argument("addr")
