@@ -19,6 +19,8 @@ from typing import Protocol, runtime_checkable
 
 from wireguard_tools.wireguard_key import WireguardKey
 
+from wgslice.kube import Access, Rule, resources
+
 KEY_BYTES = 32
 REDACTED = "<redacted>"
 
@@ -151,6 +153,13 @@ class FileKeyStore:
 
     def describe(self) -> str:
         return f"file {self.path}"
+
+
+#: What the gateway asks of its member cluster: its own key Secret, read, made once, kept
+#: (the chart's wgslice-gateway Role is compared with this: tests/charts/test_rbac_derived.py).
+ACCESS = Access.of("wgslice-gateway", "wgslice-member", [
+    Rule(resources.SECRETS, ("get", "create", "update")),
+], why="loads, or creates once, its own private key Secret")
 
 
 class SecretKeyStore:

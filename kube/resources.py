@@ -64,6 +64,7 @@ SERVICES: Resource[b.Service] = Resource("", "v1", "services", "Service", True)
 SERVICEACCOUNTS: Resource[b.Object] = Resource("", "v1", "serviceaccounts", "ServiceAccount",
                                                True)
 EVENTS: Resource[b.Event] = Resource("", "v1", "events", "Event", True)
+EVENTS_V1: Resource[b.Object] = Resource("events.k8s.io", "v1", "events", "Event", True)
 DEPLOYMENTS: Resource[b.Object] = Resource("apps", "v1", "deployments", "Deployment", True)
 NETWORKPOLICIES: Resource[b.Object] = Resource("networking.k8s.io", "v1", "networkpolicies",
                                                "NetworkPolicy", True)
@@ -100,7 +101,7 @@ SERVICEIMPORTS: Resource[b.ServiceImport] = Resource(MCS, MCS_VERSION, "servicei
                                                      "ServiceImport", True)
 
 ALL: tuple[Resource[Any], ...] = (
-    NAMESPACES, NODES, PODS, CONFIGMAPS, SECRETS, SERVICES, SERVICEACCOUNTS, EVENTS,
+    NAMESPACES, NODES, PODS, CONFIGMAPS, SECRETS, SERVICES, SERVICEACCOUNTS, EVENTS, EVENTS_V1,
     DEPLOYMENTS, DAEMONSETS, NETWORKPOLICIES, ENDPOINTSLICES, LEASES, ROLES, ROLEBINDINGS,
     CLUSTERROLES, CLUSTERROLEBINDINGS, PDBS, CRDS,
     SLICES, MEMBERCLUSTERS, OVERLAYPOOLS, MEMBERSLICES, SERVICEEXPORTS, SERVICEIMPORTS,

@@ -1,0 +1,77 @@
+"""What each wgslice component asks of Kubernetes: the source of its chart's RBAC.
+
+One `Access` per identity the charts bind. Each component builds its `Kube` with its own
+(`Kube(..., access=...)`), which refuses any call not listed here before it is sent; and
+tests/charts/test_rbac_derived.py requires each chart to grant exactly these (group,
+resource, verb) triples to that identity. Change a component's calls, and the tests name
+the declaration and the chart to change with it. Scope (ClusterRole or Role, which
+namespace, resourceNames) is the chart's to narrow: tests/charts/test_charts_rbac.py.
+
+The gateway's access lives beside its only call site (`wgslice.gateway.keys.ACCESS`): the
+gateway depends on nothing of the control plane.
+"""
+
+from __future__ import annotations
+
+from wgslice.kube import Access, Rule
+from wgslice.kube import resources as r
+
+READ = ("get", "list", "watch")
+CRUD = ("get", "list", "watch", "create", "update", "patch", "delete")
+
+#: kopf's own requests for the hub controller (its watches and its CRD scan), made by kopf's
+#: client, not by `Kube`: listed so the chart grants them and nothing else.
+_KOPF = [
+    Rule(r.SLICES, READ), Rule(r.MEMBERCLUSTERS, READ), Rule(r.OVERLAYPOOLS, READ),
+    Rule(r.MEMBERSLICES, READ), Rule(r.CRDS, READ),
+]
+
+HUB_CONTROLLER = Access.of("wgslice-hub-controller", "wgslice-hub", [
+    *_KOPF,
+    Rule(r.SLICES, ("patch", "update")),
+    Rule(r.SLICES, ("get", "patch", "update"), "status"),
+    Rule(r.OVERLAYPOOLS, ("get", "patch", "update"), "status"),
+    Rule(r.MEMBERSLICES, ("create", "patch", "delete")),
+    Rule(r.NAMESPACES, ("create",)),
+    Rule(r.EVENTS, ("create", "patch")),
+    Rule(r.EVENTS_V1, ("create", "patch")),
+    Rule(r.LEASES, ("get", "create", "update")),
+], why="plans slices, writes MemberSlices and status, holds the leader Lease")
+
+DASHBOARD = Access.of("wgslice-dashboard", "wgslice-hub", [
+    Rule(r.SLICES, READ), Rule(r.MEMBERCLUSTERS, READ), Rule(r.OVERLAYPOOLS, READ),
+    Rule(r.MEMBERSLICES, READ), Rule(r.EVENTS, READ),
+], why="read-only: everything a page shows")
+
+#: The member agent's credential on the hub (chart wgslice-hub-member, ServiceAccount
+#: member-<member> in the hub namespace wgslice-member-<member>).
+MEMBER_AGENT_HUB = Access.of("member-{member}", "wgslice-hub-member", [
+    Rule(r.MEMBERSLICES, ("get", "list", "watch", "patch", "update")),
+    Rule(r.MEMBERSLICES, ("get", "patch", "update"), "status"),
+    Rule(r.MEMBERCLUSTERS, ("get", "list", "watch", "patch", "update")),
+    Rule(r.MEMBERCLUSTERS, ("get", "patch", "update"), "status"),
+    Rule(r.EVENTS, ("create", "patch")),
+    Rule(r.EVENTS_V1, ("create", "patch")),
+], why="reads its MemberSlices, reports their status and its heartbeat")
+
+#: The member agent in its own cluster (chart wgslice-member).
+MEMBER_AGENT = Access.of("wgslice-member-agent", "wgslice-member", [
+    Rule(r.NAMESPACES, ("get", "list", "watch", "create", "patch")),
+    Rule(r.PODS, ("get", "list", "watch", "patch")),
+    Rule(r.NETWORKPOLICIES, CRUD),
+    Rule(r.NODES, READ),
+    Rule(r.EVENTS, ("create", "patch")),
+    Rule(r.EVENTS_V1, ("create", "patch")),
+    Rule(r.SERVICEEXPORTS, CRUD), Rule(r.SERVICEIMPORTS, CRUD),
+    Rule(r.SERVICEEXPORTS, ("get", "update", "patch"), "status"),
+    Rule(r.SERVICEIMPORTS, ("get", "update", "patch"), "status"),
+    Rule(r.SERVICES, READ),
+    Rule(r.ENDPOINTSLICES, CRUD),
+    Rule(r.CONFIGMAPS, CRUD), Rule(r.SECRETS, CRUD), Rule(r.DEPLOYMENTS, CRUD),
+], why="keeps each slice's gateway, config, isolation and services in its cluster")
+
+NODE_AGENT = Access.of("wgslice-node-agent", "wgslice-member", [
+    Rule(r.PODS, READ), Rule(r.NODES, READ), Rule(r.CONFIGMAPS, READ),
+], why="reads slice ConfigMaps, its node's pods and the nodes' addresses")
+
+ALL = (HUB_CONTROLLER, DASHBOARD, MEMBER_AGENT_HUB, MEMBER_AGENT, NODE_AGENT)
