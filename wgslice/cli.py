@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
@@ -21,6 +22,7 @@ from typing import Any
 
 from wgslice import __version__
 from wgslice.errors import UserError
+from wgslice.kube.errors import KubeError
 
 #: Entry point group of sub-command plugins: ``name = "module:register"``.
 PLUGIN_GROUP = "wgslice.commands"
@@ -97,8 +99,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"wgslice {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KubeError as exc:  # the API server's verdict, already naming the request
+        print(f"wgslice {args.command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `wgslice plan ... | head`: the reader left; no traceback, and no second error when
+        # the interpreter flushes stdout at exit (Python's documented SIGPIPE recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a killed writer
 
 
 if __name__ == "__main__":

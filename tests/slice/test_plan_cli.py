@@ -120,3 +120,26 @@ def test_invalid_yaml_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
     code, _, err = run(capsys, "-f", str(bad))
     assert code == 1
     assert "broken.yaml: not valid YAML" in err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path: Path) -> None:
+    """`wgslice plan ... | head -1`: the writer sees EPIPE, exits 141, prints nothing."""
+    import shutil
+    import subprocess
+    import sys
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    shutil.copy(examples / "members.yaml", tmp_path)
+    (tmp_path / "many.yaml").write_text("".join(
+        f"---\napiVersion: wgslice.io/v1alpha1\nkind: Slice\nmetadata: {{name: s{i}}}\n"
+        f"spec: {{members: [east, west, north], namespaces: [{{name: ns{i}}}]}}\n"
+        for i in range(250)))  # output far beyond a pipe's 64 KiB buffer
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wgslice", "plan", "-o", "json", "-f", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves, like `head -1`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
