@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -142,14 +143,15 @@ def binary_version(path: str) -> str:
 
 
 def find_wireguard_go(explicit: str | None = None, *,
-                      env: dict[str, str] | None = None) -> Binary:
+                      env: Mapping[str, str] | None = None) -> Binary:
     """The wireguard-go to run, in order: *explicit* (``--wireguard-go``), then
     ``$WGSLICE_WIREGUARD_GO``, then the pinned upstream build
     (``$WGSLICE_UPSTREAM``/bin/wireguard-go, default /var/cache/wgslice/upstream, made by
     scripts/build-upstream.sh), then ``wireguard-go`` on PATH (Debian's 2022 build here: it
     works, slowly, and a warning says so). An explicit choice that is not an executable file
     is an error, never silently replaced."""
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     for value, source in ((explicit, "--wireguard-go"), (env.get(ENV_BINARY), f"${ENV_BINARY}")):
         if value:
             if not (os.path.isfile(value) and os.access(value, os.X_OK)):
@@ -253,7 +255,8 @@ class UserspaceDevice:
                 if not chunk:
                     break
                 buf += chunk
-        return [tuple(line.split("=", 1)) for line in buf.decode().splitlines() if "=" in line]
+        parts = (line.partition("=") for line in buf.decode().splitlines())
+        return [(key, value) for key, sep, value in parts if sep]
 
     def _set(self, lines: list[str]) -> None:
         reply = self._request("set=1\n" + "".join(f"{line}\n" for line in lines) + "\n")

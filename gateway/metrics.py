@@ -8,9 +8,11 @@ Labels are stable: ``slice``, ``cluster`` (local member), ``remote_cluster``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from wgslice.gateway.health import STATES
@@ -23,7 +25,7 @@ class GatewayCollector(Collector):
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         s = self.gateway.status()
         base = [s.slice, s.member]
         info = InfoMetricFamily("wgslice_gateway", "The gateway's identity and interface.",
@@ -86,7 +88,7 @@ def registry_for(gateway: Gateway) -> CollectorRegistry:
     return registry
 
 
-def serve_metrics(gateway: Gateway, port: int, addr: str = "0.0.0.0") -> object:
+def serve_metrics(gateway: Gateway, port: int, addr: str = "0.0.0.0") -> WSGIServer:
     """Start the HTTP exporter in a thread; returns the server (``.shutdown()`` stops it)."""
     server, _thread = start_http_server(port, addr=addr, registry=registry_for(gateway))
     return server

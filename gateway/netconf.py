@@ -16,6 +16,7 @@ import contextlib
 import ipaddress
 import logging
 import subprocess
+from typing import NotRequired, TypedDict
 
 from pyroute2 import IPRoute, NetlinkError
 
@@ -101,9 +102,16 @@ def sync_routes(ifname: str, cfg: GatewayConfig) -> None:
                       proto=RT_PROTO)
 
 
+class _RuleSpec(TypedDict):
+    """What distinguishes one of the gateway's policy rules (keywords of ``IPRoute.rule``)."""
+    iifname: str
+    dst: NotRequired[str]
+    dst_len: NotRequired[int]
+
+
 def sync_rules(ifname: str, cfg: GatewayConfig) -> None:
     fam = _family(cfg.cidr)
-    wanted = [
+    wanted: list[_RuleSpec] = [
         {"iifname": ifname},
         {"iifname": "lo", "dst": str(cfg.cidr.network_address), "dst_len": cfg.cidr.prefixlen},
     ]
@@ -114,7 +122,7 @@ def sync_rules(ifname: str, cfg: GatewayConfig) -> None:
                 ipr.rule("add", table=cfg.table, priority=RULE_PRIORITY, family=fam, **spec)
 
 
-def _rule_matches(rule, spec: dict, table: int) -> bool:
+def _rule_matches(rule, spec: _RuleSpec, table: int) -> bool:
     """One of *our* rules: the node agent keeps look-alike rules in the same table at its
     own priority, and each must manage only its own."""
     if (rule.get_attr("FRA_TABLE") or rule["table"]) != table:

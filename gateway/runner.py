@@ -19,11 +19,17 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from wgslice.gateway.config import ConfigError, GatewayConfig, parse_config
 from wgslice.gateway.keys import FileKeyStore, KeyStore, SecretKeyStore
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    import grpc
 
 log = logging.getLogger("wgslice.gateway")
 
@@ -98,14 +104,16 @@ def run(opts: RunOptions) -> int:
         return fut.result(timeout=30)
 
     def on_signal(signum: int, _frame: object) -> None:
-        key = {signal.SIGHUP: "reload", signal.SIGUSR1: "rotate"}.get(signum, "stop")
+        actions: dict[int, str] = {signal.SIGHUP: "reload", signal.SIGUSR1: "rotate"}
+        key = actions.get(signum, "stop")
         flags[key] = True
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, on_signal)
     old_wakeup = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
 
-    server = metrics = None
+    server: grpc.Server | None = None
+    metrics: WSGIServer | None = None
     try:
         gateway.apply(cfg)
         if opts.status_listen:

@@ -8,7 +8,7 @@ a CA as well, clients must present a certificate signed by it (mTLS).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -20,8 +20,9 @@ from wgslice.proto.gateway.v1alpha1 import status_pb2 as pb
 from wgslice.proto.gateway.v1alpha1 import status_pb2_grpc as pb_grpc
 
 SERVICE_NAME = "wgslice.gateway.v1alpha1.GatewayStatusService"
-_STATES = {"connecting": pb.PEER_STATE_CONNECTING, "connected": pb.PEER_STATE_CONNECTED,
-           "degraded": pb.PEER_STATE_DEGRADED, "down": pb.PEER_STATE_DOWN}
+_STATES: dict[str, pb.PeerState] = {
+    "connecting": pb.PEER_STATE_CONNECTING, "connected": pb.PEER_STATE_CONNECTED,
+    "degraded": pb.PEER_STATE_DEGRADED, "down": pb.PEER_STATE_DOWN}
 
 
 def to_proto(s: GatewayStatus) -> pb.GatewayStatus:
@@ -43,21 +44,24 @@ def to_proto(s: GatewayStatus) -> pb.GatewayStatus:
             allowed_ips=list(p.allowed_ips), latest_handshake=p.latest_handshake,
             rx_bytes=p.rx_bytes, tx_bytes=p.tx_bytes, rx_bytes_per_second=p.rx_rate,
             tx_bytes_per_second=p.tx_rate, rtt=rtt, loss=p.loss, probes_sent=p.probes_sent,
-            probes_lost=p.probes_lost, state=_STATES.get(p.state, 0), reason=p.reason))
+            probes_lost=p.probes_lost, state=_STATES.get(p.state, pb.PEER_STATE_UNSPECIFIED),
+            reason=p.reason))
     return msg
 
 
 class StatusServicer(pb_grpc.GatewayStatusServiceServicer):
-    def __init__(self, gateway: Gateway, rotate: callable | None = None,
+    def __init__(self, gateway: Gateway, rotate: Callable[[], str] | None = None,
                  max_stream_seconds: float = 24 * 3600) -> None:
         self.gateway = gateway
         self.rotate = rotate  # runs the rotation on the gateway's own thread
         self.max_stream_seconds = max_stream_seconds
 
-    def GetStatus(self, request, context) -> pb.GatewayStatus:
+    def GetStatus(self, request: pb.GetStatusRequest,
+                  context: grpc.ServicerContext) -> pb.GatewayStatus:
         return to_proto(self.gateway.status())
 
-    def WatchStatus(self, request, context) -> Iterator[pb.GatewayStatus]:
+    def WatchStatus(self, request: pb.WatchStatusRequest,
+                    context: grpc.ServicerContext) -> Iterator[pb.GatewayStatus]:
         version, status = self.gateway.wait_change(-1, 0)
         yield to_proto(status)
         beat = request.heartbeat_seconds or 0.0
@@ -72,13 +76,14 @@ class StatusServicer(pb_grpc.GatewayStatusServiceServicer):
                 last_sent = time.monotonic()
                 yield to_proto(status)
 
-    def RotateKey(self, request, context) -> pb.RotateKeyResponse:
+    def RotateKey(self, request: pb.RotateKeyRequest,
+                  context: grpc.ServicerContext) -> pb.RotateKeyResponse:
         if self.rotate is None:
             context.abort(grpc.StatusCode.UNIMPLEMENTED, "rotation is not enabled here")
         return pb.RotateKeyResponse(public_key=self.rotate())
 
 
-def serve(gateway: Gateway, address: str, *, rotate: callable | None = None,
+def serve(gateway: Gateway, address: str, *, rotate: Callable[[], str] | None = None,
           tls_cert: Path | None = None, tls_key: Path | None = None,
           tls_ca: Path | None = None) -> tuple[grpc.Server, int]:
     """Start the server (returns at once) and return it with the bound TCP port (0 for a

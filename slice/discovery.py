@@ -57,11 +57,11 @@ def discover(
         for c in (pod.get("spec") or {}).get("containers") or []:
             args = [*(c.get("command") or []), *(c.get("args") or [])]
             if not out.pod_cidrs and (found := _flag(args, "cluster-cidr")):
-                out.pod_cidrs, _ = _canonical(found), out.sources.append(
-                    "kube-controller-manager --cluster-cidr")
+                out.pod_cidrs = _canonical(found)
+                out.sources.append("kube-controller-manager --cluster-cidr")
             if not out.service_cidrs and (found := _flag(args, "service-cluster-ip-range")):
-                out.service_cidrs, _ = _canonical(found), out.sources.append(
-                    f"{pod['metadata']['name']} --service-cluster-ip-range")
+                out.service_cidrs = _canonical(found)
+                out.sources.append(f"{pod['metadata']['name']} --service-cluster-ip-range")
     if not out.pod_cidrs and kube_proxy_config:
         try:
             conf = yaml.safe_load(kube_proxy_config) or {}

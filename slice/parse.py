@@ -8,7 +8,7 @@ The checks mirror the CRDs' schema and CEL rules (docs/api.md) so that the contr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from wgslice.slice.reader import Reader, _kind, meta_name, raw_name, usable_cidr
 from wgslice.slice.rules import (
@@ -277,11 +277,8 @@ def _parse_topology(r: Reader, topo: Mapping[str, Any], members: tuple[str, ...]
     return Topology(type=kind, hub=hub if kind == "HubSpoke" else None, links=tuple(links))
 
 
-KINDS = {
-    "MemberCluster": parse_member,
-    "OverlayPool": parse_pool,
-    "Slice": parse_slice,
-}
+#: The kinds parsed from files (parse_member, parse_pool, parse_slice).
+KINDS = ("MemberCluster", "OverlayPool", "Slice")
 #: wgslice kinds users do not write (the hub controller does): never planned from a file.
 WRITTEN_BY_CONTROLLER = ("MemberSlice",)
 
@@ -333,6 +330,28 @@ def place(doc: Any) -> tuple[str | None, str]:
     return None, f"{kind} ({api_version}) is not a wgslice kind"
 
 
+_Parsed = TypeVar("_Parsed", MemberCluster, OverlayPool, Slice)
+
+
+def _keep(
+    seen: dict[str, _Parsed], obj: _Parsed | None, kind: str, source: str, problems: list[Problem]
+) -> None:
+    """Adds a parsed object to those of its kind, or a problem when its name is taken."""
+    if obj is None:
+        return
+    if obj.name in seen:
+        problems.append(
+            Problem(
+                f"{kind} {obj.name}",
+                "metadata.name",
+                f"defined twice (also in {seen[obj.name].source}); keep one",
+                source,
+            )
+        )
+        return
+    seen[obj.name] = obj
+
+
 def parse_inventory(
     docs: Iterable[tuple[Mapping[str, Any], str]],
     read_status: bool = True,
@@ -368,25 +387,18 @@ def parse_inventory(
                 )
             )
             continue
-        if kind == "Slice":
-            obj, found = parse_slice(doc, source, read_status, system)
+        if kind == "MemberCluster":
+            member, found = parse_member(doc, source, read_status)
+            problems.extend(found)
+            _keep(members, member, kind, source, problems)
+        elif kind == "OverlayPool":
+            pool, found = parse_pool(doc, source, read_status)
+            problems.extend(found)
+            _keep(pools, pool, kind, source, problems)
         else:
-            obj, found = KINDS[kind](doc, source, read_status)  # type: ignore[operator]  # KINDS maps the other kinds to parsers
-        problems.extend(found)
-        if obj is None:
-            continue
-        seen = {"MemberCluster": members, "OverlayPool": pools, "Slice": slices}[kind]
-        if obj.name in seen:
-            problems.append(
-                Problem(
-                    f"{kind} {obj.name}",
-                    "metadata.name",
-                    f"defined twice (also in {seen[obj.name].source}); keep one",
-                    source,
-                )
-            )
-            continue
-        seen[obj.name] = obj  # type: ignore[assignment]  # seen is the dict for this kind
+            slice_, found = parse_slice(doc, source, read_status, system)
+            problems.extend(found)
+            _keep(slices, slice_, kind, source, problems)
     inv = Inventory(
         members=tuple(members[k] for k in sorted(members)),
         pools=tuple(pools[k] for k in sorted(pools)),

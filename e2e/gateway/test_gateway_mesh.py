@@ -1,7 +1,9 @@
 """Root tests: real wireguard-go gateways in network namespaces (see gw_netlab.py).
 
-Tests share one module-scoped mesh and run in file order; each leaves the mesh as it found
-it (all three gateways up with their original configs).
+Tests share one module-scoped mesh; each leaves the mesh as it found it (all three gateways
+up with their original configs). The first test checks that a fresh mesh connects; every
+other one starts from a connected mesh (fixture `connected`: the same check, at once true when
+an earlier test left it so), so each runs alone or in any order.
 """
 
 from __future__ import annotations
@@ -37,13 +39,26 @@ def all_connected(lab, n):
     return len(st.peers) == 2 and all(p.state == pb.PEER_STATE_CONNECTED for p in st.peers)
 
 
-def test_mesh_passes_traffic_and_reports_connected(mesh):
+def wait_connected(mesh):
+    """Every gateway reaches every other one and reports all its peers connected."""
     for a in (1, 2, 3):
         for b in (1, 2, 3):
             if a != b:
                 mesh.wait_ping(mesh.ns(f"g{a}"), tunnel_ip(b), within=10)
     for n in (1, 2, 3):
         wait_for(lambda n=n: all_connected(mesh, n), 8, what=f"g{n} peers connected")
+
+
+@pytest.fixture
+def connected(mesh):
+    """The mesh with its sessions established (handshakes done, probes answered), which the
+    tests of handshakes, endpoints and peer states start from."""
+    wait_connected(mesh)
+    return mesh
+
+
+def test_mesh_passes_traffic_and_reports_connected(mesh):
+    wait_connected(mesh)
     st = mesh.status(1)
     assert st.implementation == "wireguard-go" and st.mtu == 1440 and st.mss == 1400
     # the wireguard-go the gateway picks (the pinned upstream build where it exists), and
@@ -63,6 +78,7 @@ def test_mesh_passes_traffic_and_reports_connected(mesh):
     assert mesh.gateways[1].key.reveal_base64() not in mesh.metrics(1)
 
 
+@pytest.mark.usefixtures("connected")
 def test_large_packets_and_tcp_stream_cross(mesh):
     # 3,000-byte echoes, DF off: fragmented before encryption, reassembled after.
     for ns, dst in ((mesh.ns("g1"), tunnel_ip(2)), (mesh.ns("p1"), pod_ip(2))):
@@ -81,6 +97,7 @@ def test_large_packets_and_tcp_stream_cross(mesh):
     assert result["start"]["tcp_mss_default"] <= 1400
 
 
+@pytest.mark.usefixtures("connected")
 def test_peer_update_leaves_other_sessions_untouched(mesh):
     # Baseline only once m2's session has settled: right after the mesh starts, crossed
     # initiations or a retransmit after REKEY_TIMEOUT (5 s) may still complete a second
@@ -109,6 +126,7 @@ def test_peer_update_leaves_other_sessions_untouched(mesh):
     assert mesh.peer(1, "m2").latest_handshake == before.latest_handshake
 
 
+@pytest.mark.usefixtures("connected")
 def test_endpoint_roaming_keeps_a_moved_peer_reachable(mesh):
     """g2's source port changes (what a NAT rebinding looks like from outside): g1 and g3
     learn the new endpoint from g2's authenticated packets (probes, keepalives) without any
@@ -133,6 +151,7 @@ def test_endpoint_roaming_keeps_a_moved_peer_reachable(mesh):
              what="mesh connected after roaming")
 
 
+@pytest.mark.usefixtures("connected")
 def test_bad_config_is_refused_and_traffic_continues(mesh):
     generation = mesh.status(1).generation
     cfg = mesh.config(1)
@@ -154,6 +173,7 @@ def test_bad_config_is_refused_and_traffic_continues(mesh):
     assert mesh.ping(mesh.ns("g1"), tunnel_ip(2))
 
 
+@pytest.mark.usefixtures("connected")
 def test_hub_and_spoke_relay_through_a_gateway(mesh):
     """m2 as hub: spokes m1 and m3 peer only with it, their peer's allowed IPs are the
     subnets routed through it, and traffic m1 -> m3 is relayed by g2's tunnel."""
@@ -178,6 +198,7 @@ def test_hub_and_spoke_relay_through_a_gateway(mesh):
              what="full mesh again")
 
 
+@pytest.mark.usefixtures("connected")
 def test_gateway_recreates_a_crashed_wireguard_go(mesh):
     """wireguard-go dies under the gateway: the next health tick brings the device back with
     the same key and peers, and traffic resumes without a restart of the gateway."""
@@ -194,6 +215,7 @@ def test_gateway_recreates_a_crashed_wireguard_go(mesh):
     assert "is gone; recreating it" in mesh.log(3)
 
 
+@pytest.mark.usefixtures("connected")
 def test_status_stream_reports_peer_down_within_seconds(mesh):
     seen: list[tuple[float, pb.GatewayStatus]] = []
     stream = mesh.stub(1).WatchStatus(pb.WatchStatusRequest(), timeout=30)
@@ -225,6 +247,7 @@ def test_status_stream_reports_peer_down_within_seconds(mesh):
     stream.cancel()
 
 
+@pytest.mark.usefixtures("connected")
 def test_restarted_gateway_keeps_its_public_key_and_recovers_fast(mesh):
     before = mesh.status(2).public_key
     mesh.stop(2, sig=9)  # crash, not a clean stop: leftovers must not matter
@@ -239,6 +262,7 @@ def test_restarted_gateway_keeps_its_public_key_and_recovers_fast(mesh):
     wait_for(lambda: all_connected(mesh, 2), 10, what="g2 connected")
 
 
+@pytest.mark.usefixtures("connected")
 def test_key_rotation_on_demand(mesh):
     from wgslice.gateway.keys import FileKeyStore
 
@@ -258,6 +282,7 @@ def test_key_rotation_on_demand(mesh):
     wait_for(lambda: all_connected(mesh, 1), 10, what="all connected after rotation")
 
 
+@pytest.mark.usefixtures("connected")
 def test_scheduled_rotation_persists_each_new_key(mesh):
     from wgslice.gateway.keys import FileKeyStore
 

@@ -1,8 +1,9 @@
 """The lab end to end: real kubectl, pods as namespaces, isolation, project pods, `down`.
 
 One lab (hub + 2 members x 2 nodes, prefix ``wgstest-``, temp state dir) per module; the
-fixture's finalizer runs `down` also when a test fails. The last test checks that `down`
-leaves nothing behind.
+fixture's finalizer runs `down` also when a test fails. `test_zz_down_leaves_nothing` checks
+that `down` leaves nothing behind; a test after it (WGSLICE_E2E_ORDER=reverse, or one picked
+with -k) gets the lab made again, so each test runs alone or in any order.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,7 @@ from wgslice.errors import UserError
 from wgslice.lab import Lab
 from wgslice.lab import layout as topo
 from wgslice.lab import netns as nx
+from wgslice.lab.up import load_plan
 
 PREFIX = "wgstest-"
 pytestmark = [
@@ -59,17 +63,47 @@ PROJECT = (Path(__file__).parent / "project_pod.yaml").read_text()
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Lab:
+def lab_handle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The module's lab, not necessarily up; `down` at the end, also when a test fails."""
     state = tmp_path_factory.mktemp("lab") / "state"
     handle = Lab(state_dir=state, prefix=PREFIX, port_base=19443)
     handle.down()  # leftovers of an interrupted earlier run with the same prefix
-    t0 = time.monotonic()
     try:
-        handle.up(members=2, nodes=2, timeout=180)
-        handle.up_seconds = time.monotonic() - t0  # type: ignore[attr-defined]
         yield handle
     finally:
         handle.down()
+
+
+@pytest.fixture
+def lab(lab_handle: Lab) -> Lab:
+    """The module's lab, up: made by the first test that needs it, and made again when an
+    earlier test took it down (test_zz_down_leaves_nothing). A new lab is ready for the
+    tests' pods (the ServiceAccount admission refuses pods until the namespace's `default`
+    ServiceAccount exists) and gets the echo pods first (see `echo`)."""
+    if load_plan(lab_handle.dirs) is None:
+        t0 = time.monotonic()
+        lab_handle.up(members=2, nodes=2, timeout=180)
+        lab_handle.up_seconds = time.monotonic() - t0  # type: ignore[attr-defined]
+        for cluster in ("c1", "c2"):
+            for namespace in ("default", "kube-system"):
+                _wait_service_account(lab_handle, cluster, namespace)
+        for cluster in ("c1", "c2"):
+            _apply(lab_handle, cluster, ECHO.format(cluster=cluster))
+    return lab_handle
+
+
+def _wait_service_account(lab: Lab, cluster: str, namespace: str, timeout: float = 60.0
+                          ) -> None:
+    path = f"/api/v1/namespaces/{namespace}/serviceaccounts/default"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lab.api_get(cluster, path)
+            return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404 or time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
 
 
 def _apply(lab: Lab, context: str, manifest: str) -> None:
@@ -142,15 +176,29 @@ def test_kubectl_deployment_becomes_ready(lab: Lab) -> None:
     assert not leftover()
 
 
-@pytest.fixture(scope="module")
+def _wait_named(lab: Lab, cluster: str, selector: str, name: str, timeout: float = 30.0
+                ) -> dict:
+    """The Ready pod `name` among those matching `selector`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = lab.wait_ready(cluster, selector, timeout=timeout)
+        pod = next((p for p in ready if p["metadata"]["name"] == name), None)
+        if pod is not None:
+            return pod
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{cluster}: pod {name} ({selector}) not Ready")
+        time.sleep(0.1)
+
+
+@pytest.fixture
 def echo(lab: Lab) -> dict[str, dict[str, str]]:
-    """An echo server on node 2 and an idle client on node 1, in both members."""
+    """An echo server on node 2 and an idle client on node 1, in both members: made by `lab`
+    before any other pod, so that they get the same addresses in both members whichever
+    tests ran before. The client is picked by name: another test adds an `app=client` pod."""
     out = {}
     for cluster in ("c1", "c2"):
-        _apply(lab, cluster, ECHO.format(cluster=cluster))
-    for cluster in ("c1", "c2"):
         server = lab.wait_ready(cluster, "app=echo")[0]
-        client = lab.wait_ready(cluster, "app=client")[0]
+        client = _wait_named(lab, cluster, "app=client", "client")
         out[cluster] = {"server_ip": server["status"]["podIP"],
                         "client_ip": client["status"]["podIP"]}
     return out

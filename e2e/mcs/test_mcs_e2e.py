@@ -19,6 +19,9 @@ hostname + subdomain). Then, from a `web` pod in c1:
   seconds (the measured times are printed). Each of these tests sets up the exports it
   needs and restores the slice it changed, so they do not depend on their order.
 
+The tests of `world`'s exports take the fixture `exports`, which makes them again when an
+earlier test removed them (the unexport test does), so every test runs alone or in any order.
+
 Run: flock /tmp/wgslice-e2e.lock .venv/bin/pytest -q -s e2e/mcs  (root;
 WGSLICE_MCS_E2E_PREFIX / WGSLICE_MCS_E2E_PORT_BASE move its lab, default wgsmcs- / 27443).
 """
@@ -225,6 +228,27 @@ def world(lab: Lab) -> dict[str, Any]:
     return {"client": client, "web": web, "db": db, "export_seconds": took}
 
 
+#: The Services and ServiceExports `world` makes: (member, service), all in shop.
+WORLD_EXPORTS = (("c2", "web"), ("c3", "web"), ("c2", "db"))
+
+
+@pytest.fixture
+def exports(lab: Lab, world: dict[str, Any]) -> dict[str, Any]:
+    """`world` with its Services and ServiceExports: those an earlier test removed are made
+    again, and waited for in c1's DNS; nothing is done when they are all there."""
+    missing = [(c, name) for c, name in WORLD_EXPORTS
+               if lab.kubectl("get", "service,serviceexport", name, "-n", "shop", context=c,
+                              check=False).returncode != 0]
+    for c, name in missing:
+        kubectl_apply(lab, c, [service(name, headless=name == "db"), export(name)])
+    want = {"web": {addr(p) for c in ("c2", "c3") for p in world["web"][c]},
+            "db": {addr(p) for p in world["db"]}}
+    for name in sorted({name for _, name in missing}):
+        wait_resolves(lab, "c1", "shop", world["client"], f"{name}.shop.{ZONE}", want[name])
+    return world
+
+
+@pytest.mark.usefixtures("exports")
 def test_export_resolves_and_reaches_without_nat(lab: Lab, world: dict[str, Any]) -> None:
     client = world["client"]
     src = addr(world["web"]["c1"][0])
@@ -253,6 +277,7 @@ def test_export_resolves_and_reaches_without_nat(lab: Lab, world: dict[str, Any]
     assert [c["cluster"] for c in si["status"]["clusters"]] == ["c2", "c3"]
 
 
+@pytest.mark.usefixtures("exports")
 def test_srv_txt_and_headless_per_pod_names(lab: Lab, world: dict[str, Any]) -> None:
     client = world["client"]
     rcode, srv = dns(lab, "c1", "shop", client, f"_echo-tcp._tcp.web.shop.{ZONE}", "SRV")
@@ -268,6 +293,7 @@ def test_srv_txt_and_headless_per_pod_names(lab: Lab, world: dict[str, Any]) -> 
         assert (rcode, a) == ("NOERROR", [addr(p)]), (host, rcode, a)
 
 
+@pytest.mark.usefixtures("exports")
 def test_tunnel_down_withdraws_endpoints(lab: Lab, world: dict[str, Any]) -> None:
     client = world["client"]
     name = f"web.shop.{ZONE}"
@@ -308,6 +334,7 @@ def test_outsider_neither_resolves_nor_reaches(lab: Lab, world: dict[str, Any]) 
     assert r.returncode != 0
 
 
+@pytest.mark.usefixtures("exports")
 def test_service_deleted_then_unexported_removes_imports(lab: Lab, world: dict[str, Any]
                                                          ) -> None:
     client = world["client"]

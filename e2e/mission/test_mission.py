@@ -4,8 +4,11 @@ billing, a DaemonSet `web` in each, so a workload pod on every gateway and non-g
 
 The tests share one module lab (prefix ``wgsmis-``, ports 21443-21446, a temp state dir;
 WGSLICE_MISSION_PREFIX / WGSLICE_MISSION_PORT_BASE override them; the fixture's finalizer
-stops every echo server and runs `down`, also on failure) and run in file order, each step
-building on the previous one:
+stops every echo server and runs `down`, also on failure). They tell the mission's story in
+file order, but none relies on an earlier one: the fixtures `no_demo`, `demo_two`,
+`demo_all` and `other_slice` bring the slices to the state a step starts from (in file order
+they find it there and change nothing), and 07 and 08 restore the slice they change for
+their checks:
 
   01 demo Ready with c1, c2          06 second slice `other` isolated from `demo`
   02 c3 added, c1/c2 subnets kept     07 namespace attached live (same pod) and detached
@@ -124,7 +127,50 @@ def _wait_attached(m: Mission, members: list[str], namespaces: list[str], per_me
                     f"({namespaces})")
 
 
+def _slice_gone(m: Mission, name: str) -> bool:
+    return not [s for s in m.get("hub", f"/apis/{G}/{V}/slices")["items"]
+                if s["metadata"]["name"] == name]
+
+
+def _ensure_slice(m: Mission, name: str, members: list[str], namespaces: list[str],
+                  per_member: int) -> None:
+    """Slice `name` over `members` and `namespaces`, Ready, with `per_member` attached pods
+    in each member: applied (unchanged when it is so already) and waited for."""
+    m.apply("hub", [_slice(name, members, namespaces)])
+    m.wait_ready(name, members, timeout=90)
+    _wait_attached(m, members, namespaces, per_member=per_member, timeout=90)
+
+
+@pytest.fixture
+def no_demo(m: Mission) -> None:
+    """No slice `demo`: deleted, and gone from the hub, when an earlier test left one."""
+    if not _slice_gone(m, "demo"):
+        m.kubectl("delete", "slice", "demo", "--wait=false")
+        wait_for(lambda: _slice_gone(m, "demo"), 90, "slice demo gone from the hub")
+
+
+@pytest.fixture
+def demo_two(m: Mission) -> None:
+    """The demo slice over c1 and c2 (step 01's result)."""
+    _ensure_slice(m, "demo", ["c1", "c2"], NAMESPACES, per_member=4)
+
+
+@pytest.fixture
+def demo_all(m: Mission) -> None:
+    """The demo slice over all three members, every web pod attached (step 02's result)."""
+    _ensure_slice(m, "demo", MEMBERS, NAMESPACES, per_member=4)
+
+
+@pytest.fixture
+def other_slice(m: Mission, demo_all: None) -> None:
+    """The demo slice and the second slice `other` (namespace blue), as step 06 leaves them."""
+    for c in MEMBERS:
+        m.apply(c, _workloads(["blue"]))
+    _ensure_slice(m, "other", MEMBERS, ["blue"], per_member=2)
+
+
 # -- 01-02: a slice comes up, a member joins it -------------------------------------------
+@pytest.mark.usefixtures("no_demo")
 def test_01_demo_ready_with_two_members(m: Mission) -> None:
     """The demo slice over c1 and c2: Ready, one subnet each, every web pod gets slice0."""
     t0 = time.monotonic()
@@ -139,6 +185,7 @@ def test_01_demo_ready_with_two_members(m: Mission) -> None:
     m.wait_pairs(cross_pairs(pods), 30, "c1 <-> c2", only="icmp")
 
 
+@pytest.mark.usefixtures("demo_two")
 def test_02_member_added_keeps_allocations(m: Mission) -> None:
     """c3 added to the live slice: c1's and c2's subnets and pod addresses stay as they were."""
     before = m.subnets("demo")
@@ -157,6 +204,7 @@ def test_02_member_added_keeps_allocations(m: Mission) -> None:
 
 
 # -- 03-05: the data path ------------------------------------------------------------------
+@pytest.mark.usefixtures("demo_all")
 def test_03_all_pairs_icmp_tcp_udp_source_preserved(m: Mission) -> None:
     """Every pod (gateway and worker nodes, both namespaces) reaches every pod of the other
     members by ICMP, TCP and UDP; the TCP/UDP receiver reports the sender's slice address."""
@@ -167,6 +215,7 @@ def test_03_all_pairs_icmp_tcp_udp_source_preserved(m: Mission) -> None:
     m.timings["all pairs (96 x icmp/tcp/udp)"] = took
 
 
+@pytest.mark.usefixtures("demo_all")
 def test_04_receiver_capture_shows_sender_slice_address(m: Mission) -> None:
     """A scapy capture on the receiver's slice0: every packet for it carries the sender's
     slice address as source (gateway -> worker, worker -> worker, worker -> gateway)."""
@@ -189,6 +238,7 @@ def test_04_receiver_capture_shows_sender_slice_address(m: Mission) -> None:
         assert sources == {src.address}, f"{src.ref} -> {dst.ref}: sources seen {sources}"
 
 
+@pytest.mark.usefixtures("demo_all")
 def test_05_pods_outside_the_slice_are_refused(m: Mission) -> None:
     """A pod in `default` (not attached) reaches no slice address, local or remote."""
     for c, node in (("c1", "c1-node-2"), ("c2", "c2-node-1")):
@@ -206,6 +256,7 @@ def test_05_pods_outside_the_slice_are_refused(m: Mission) -> None:
 
 
 # -- 06: a second slice ---------------------------------------------------------------------
+@pytest.mark.usefixtures("demo_all")
 def test_06_second_slice_isolated(m: Mission) -> None:
     """Slice `other` (namespace `blue`) over the same members works on its own and neither
     slice reaches the other, even when a pod routes the other CIDR into its slice0."""
@@ -238,6 +289,7 @@ def test_06_second_slice_isolated(m: Mission) -> None:
 
 
 # -- 07: live attach and detach -------------------------------------------------------------
+@pytest.mark.usefixtures("demo_all")
 def test_07_namespace_attached_live_then_detached(m: Mission) -> None:
     """A running pod in namespace `live` joins when `live` is added to the slice (same uid,
     no restart) and reaches remote pods; removed again, slice0 goes and the pod runs on."""
@@ -308,6 +360,7 @@ def _marks_left(m: Mission, where: list[tuple[str, str]], timeout: float = 20.0
 
 
 # -- 08: a member leaves and comes back ---------------------------------------------------
+@pytest.mark.usefixtures("demo_all")
 def test_08_member_removed_and_added_back(m: Mission) -> None:
     """c3 leaves: its MemberSlice and slice0 interfaces go, c1 <-> c2 keeps working with the
     same subnets; c3 comes back and every pair works again."""
@@ -367,6 +420,7 @@ def _restart(m: Mission, context: str, selector: str) -> float:
     return time.monotonic() - t0
 
 
+@pytest.mark.usefixtures("demo_all")
 def test_09_restarts_keep_allocations_and_traffic_recovers(m: Mission) -> None:
     """Hub controllers, c1's member agent, c2's gateway: each deleted and recreated; CIDR,
     subnets, pod addresses and gateway public keys unchanged; all pairs work again."""
@@ -400,6 +454,7 @@ def test_09_restarts_keep_allocations_and_traffic_recovers(m: Mission) -> None:
 
 
 # -- 10: deletion ----------------------------------------------------------------------------
+@pytest.mark.usefixtures("other_slice")
 def test_10_deleting_slices_leaves_nothing(m: Mission) -> None:
     """Both slices deleted: no MemberSlice, gateway Deployment/ConfigMap/Secret, slice
     ConfigMap, NetworkPolicy, slice0, address annotation, interface, route or rule remains."""

@@ -1,7 +1,9 @@
 """The node agent's data path on a hand-made two-node cluster (root, no API server).
 
 Slices `red` (10.224.0.0/20, table 1001) and `blue` (10.225.0.0/20, table 1002); node
-east-n0 is the gateway node of both. Tests run in file order; detach is last.
+east-n0 is the gateway node of both. Each test runs alone or in any order: every test that
+changes the data path restores it before it ends, and pod `a2`, which joins after the start,
+is made by the fixture `pod_a2` for the tests that need it.
 """
 
 from __future__ import annotations
@@ -230,10 +232,17 @@ def test_remote_pod_reaches_worker_pod_through_gateway_node(cluster):
     assert out == "10.224.1.5 300000"
 
 
-def test_new_pod_joins_at_start(cluster):
-    lab = cluster.lab
-    pod = lab.add_pod("a2", "red", "east-n1", "10.224.0.4")
+@pytest.fixture(scope="module")
+def pod_a2(cluster):
+    """Pod red/a2 on east-n1, made after the agents' first reconcile (once per module);
+    attached by the next reconcile."""
+    pod = cluster.lab.add_pod("a2", "red", "east-n1", "10.224.0.4")
     cluster.agents["east-n1"].resolver.table[pod.uid] = pod.netns
+    return pod
+
+
+def test_new_pod_joins_at_start(cluster, pod_a2):
+    pod = pod_a2
     reps = cluster.reconcile()
     assert all(r.errors == () and r.pending == 0 for r in reps.values())
     assert "red/a2" in reps["east-n1"].attached["red"]
@@ -266,10 +275,11 @@ print(json.dumps({"applied": rep.applied, "errors": rep.errors, "attached": rep.
 """
 
 
-def test_agent_inside_the_node_namespace_adopts_the_same_state(cluster):
+def test_agent_inside_the_node_namespace_adopts_the_same_state(cluster, pod_a2):
     """As the DaemonSet runs it (hostNetwork): no namespace given, the process lives in
     the node's namespace; it must see exactly what the test-side agent made."""
     lab = cluster.lab
+    cluster.reconcile()  # what the test-side agent makes of the pods, a2 included
     args = {"node": "east-n1", "table": lab.resolver_table(), "configs": cluster.configs,
             "pods": lab.pod_inputs()}
     out = nsexec(lab.nodes["east-n1"], sys.executable, "-c", HOSTNET_AGENT, json.dumps(args),

@@ -41,6 +41,7 @@ from typing import Any
 import celpy
 from celpy import celtypes
 from celpy.evaluation import CELEvalError, base_functions
+from lark import Token
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -241,46 +242,46 @@ def _last_index_of(text: Any, sub: Any) -> Any:
     return celtypes.IntType(_need(text, str, "lastIndexOf").rfind(sub))
 
 
+_KUBERNETES_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "isIP": _is_ip,
+    "isCIDR": _is_cidr,
+    "ip": _ip,
+    "cidr": lambda s: parse_cidr(_need(s, str, "cidr")),
+    "family": lambda ip: celtypes.IntType(_need(ip, IP, "family").addr.version),
+    "prefixLength": lambda c: celtypes.IntType(_need(c, CIDR, "prefixLength").bits),
+    "masked": lambda c: CIDR(_need(c, CIDR, "masked").network().network_address, c.bits),
+    "containsIP": lambda c, ip: celtypes.BoolType(
+        _ip_of(ip).addr in _need(c, CIDR, "containsIP").network()
+    ),
+    "containsCIDR": lambda c, o: celtypes.BoolType(
+        _cidr_of(o).addr in _need(c, CIDR, "containsCIDR").network()
+        and c.bits <= _cidr_of(o).bits
+    ),
+    "isCanonical": _is_canonical,
+    "contains": _contains,
+    "intersects": lambda ns, a, b: celtypes.BoolType(
+        _need(ns, _Namespace, "intersects") is SETS_NS and any(x in a for x in b)
+    ),
+    "equivalent": lambda ns, a, b: celtypes.BoolType(
+        _need(ns, _Namespace, "equivalent") is SETS_NS
+        and all(x in a for x in b)
+        and all(x in b for x in a)
+    ),
+    "string": _string,
+    "join": _join,
+    "lowerAscii": lambda s: celtypes.StringType(_need(s, str, "lowerAscii").lower()),
+    "upperAscii": lambda s: celtypes.StringType(_need(s, str, "upperAscii").upper()),
+    "trim": lambda s: celtypes.StringType(_need(s, str, "trim").strip()),
+    "split": lambda s, sep: celtypes.ListType(
+        celtypes.StringType(p) for p in _need(s, str, "split").split(sep)
+    ),
+    "replace": lambda s, a, b: celtypes.StringType(_need(s, str, "replace").replace(a, b)),
+    "substring": _substring,
+    "indexOf": _index_of,
+    "lastIndexOf": _last_index_of,
+}
 KUBERNETES_FUNCTIONS: dict[str, Callable[..., Any]] = {
-    name: _checked(fn, name)
-    for name, fn in {
-        "isIP": _is_ip,
-        "isCIDR": _is_cidr,
-        "ip": _ip,
-        "cidr": lambda s: parse_cidr(_need(s, str, "cidr")),
-        "family": lambda ip: celtypes.IntType(_need(ip, IP, "family").addr.version),
-        "prefixLength": lambda c: celtypes.IntType(_need(c, CIDR, "prefixLength").bits),
-        "masked": lambda c: CIDR(_need(c, CIDR, "masked").network().network_address, c.bits),
-        "containsIP": lambda c, ip: celtypes.BoolType(
-            _ip_of(ip).addr in _need(c, CIDR, "containsIP").network()
-        ),
-        "containsCIDR": lambda c, o: celtypes.BoolType(
-            _cidr_of(o).addr in _need(c, CIDR, "containsCIDR").network()
-            and c.bits <= _cidr_of(o).bits
-        ),
-        "isCanonical": _is_canonical,
-        "contains": _contains,
-        "intersects": lambda ns, a, b: celtypes.BoolType(
-            _need(ns, _Namespace, "intersects") is SETS_NS and any(x in a for x in b)
-        ),
-        "equivalent": lambda ns, a, b: celtypes.BoolType(
-            _need(ns, _Namespace, "equivalent") is SETS_NS
-            and all(x in a for x in b)
-            and all(x in b for x in a)
-        ),
-        "string": _string,
-        "join": _join,
-        "lowerAscii": lambda s: celtypes.StringType(_need(s, str, "lowerAscii").lower()),
-        "upperAscii": lambda s: celtypes.StringType(_need(s, str, "upperAscii").upper()),
-        "trim": lambda s: celtypes.StringType(_need(s, str, "trim").strip()),
-        "split": lambda s, sep: celtypes.ListType(
-            celtypes.StringType(p) for p in _need(s, str, "split").split(sep)
-        ),
-        "replace": lambda s, a, b: celtypes.StringType(_need(s, str, "replace").replace(a, b)),
-        "substring": _substring,
-        "indexOf": _index_of,
-        "lastIndexOf": _last_index_of,
-    }.items()
+    name: _checked(fn, name) for name, fn in _KUBERNETES_FUNCTIONS.items()
 }
 for _name, _fn in {
     "isUnspecified": lambda a: a.is_unspecified,
@@ -331,7 +332,7 @@ def call_style_problems(expression: str) -> list[str]:
     """Function calls in `expression` that Kubernetes' CEL environment would not compile."""
     problems = []
     for node in _ENV.compile(expression).iter_subtrees():
-        names = [c for c in node.children if getattr(c, "type", None) == "IDENT"]
+        names = [c for c in node.children if isinstance(c, Token) and c.type == "IDENT"]
         if node.data == "member_dot_arg" and names:
             name = names[0].value
             if name in GLOBAL_ONLY or name in NOT_KUBERNETES:

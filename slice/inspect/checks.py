@@ -200,9 +200,9 @@ def subnet_checks(sname: str, s: Mapping[str, Any], members: Mapping[str, Mappin
     from wgslice.slice.rules import special_use, special_use_message, subnet_capacity_problem
 
     allow_doc = (s.get("spec") or {}).get("allowDocumentationRanges") is True
-    subnets = [(str(m.get("name")), _nets([m.get("subnet")]))
-               for m in (s.get("status") or {}).get("members") or [] if m.get("subnet")]
-    subnets = [(m, n[0]) for m, n in subnets if n]
+    parsed = [(str(m.get("name")), _nets([m.get("subnet")]))
+              for m in (s.get("status") or {}).get("members") or [] if m.get("subnet")]
+    subnets = [(m, n[0]) for m, n in parsed if n]
     problems = []
     for i, (a, na) in enumerate(subnets):
         for b, nb in subnets[i + 1:]:

@@ -11,9 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wgslice.errors import UserError
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from wgslice.slice.dashboard.hubview import Snapshot
+    from wgslice.slice.dashboard.source import State
 
 OUTPUTS = ("table", "json", "yaml")
 
@@ -109,13 +115,13 @@ def _colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _client(args: argparse.Namespace) -> Any:
+def _client(args: argparse.Namespace) -> ApiClient:
     from wgslice.slice.inspect.hub import api_client
 
     return api_client(args.kubeconfig, args.context)
 
 
-def _read(args: argparse.Namespace) -> Any:
+def _read(args: argparse.Namespace) -> tuple[ApiClient, Snapshot]:
     from wgslice.slice.inspect.hub import read_snapshot
 
     client = _client(args)
@@ -129,7 +135,7 @@ def _read(args: argparse.Namespace) -> Any:
                         "the wgslice CRDs are installed (`wgslice install`)") from None
 
 
-def _state(snap: Any) -> Any:
+def _state(snap: Snapshot) -> State:
     import time
 
     from wgslice.slice.dashboard.source import State
@@ -137,6 +143,16 @@ def _state(snap: Any) -> Any:
     state = State(snapshot=snap, mono=time.monotonic(), version=1, read_at=time.time())
     state.rates.observe_snapshot(snap, state.mono)
     return state
+
+
+def _document(state: State, view: str) -> dict[str, Any]:
+    """The JSON document of a dashboard view that is an object (every view used here)."""
+    from wgslice.slice.dashboard.server import render
+
+    doc = render(state, view)
+    if not isinstance(doc, dict):
+        raise TypeError(f"view {view!r} is {type(doc).__name__}, not a JSON object")
+    return doc
 
 
 def _emit(doc: Any, args: argparse.Namespace, text: str) -> None:
@@ -147,20 +163,18 @@ def _emit(doc: Any, args: argparse.Namespace, text: str) -> None:
 
 # -- commands -----------------------------------------------------------------------------------
 def run_status(args: argparse.Namespace) -> int:
-    from wgslice.slice.dashboard.server import render
     from wgslice.slice.inspect.render import status_text
 
     _, snap = _read(args)
-    doc = render(_state(snap), "overview")
-    doc.pop("source", None)  # type: ignore[union-attr]  # render() returns a dict here
-    _emit(doc, args, status_text(doc, _colour()))  # type: ignore[arg-type]  # render() returns a dict here
+    doc = _document(_state(snap), "overview")
+    doc.pop("source", None)
+    _emit(doc, args, status_text(doc, _colour()))
     return 0
 
 
 def run_tunnels(args: argparse.Namespace) -> int:
     import time
 
-    from wgslice.slice.dashboard.server import render
     from wgslice.slice.inspect.hub import read_snapshot
     from wgslice.slice.inspect.render import tunnels_text
 
@@ -176,14 +190,13 @@ def run_tunnels(args: argparse.Namespace) -> int:
         state.mono = time.monotonic()
         state.rates.observe_snapshot(snap2, state.mono)
         state.snapshot = snap2
-    doc = render(state, f"tunnels/{args.slice}" if args.slice else "tunnels")
-    doc.pop("source", None)  # type: ignore[union-attr]  # render() returns a dict here
-    _emit(doc, args, tunnels_text(doc["items"], _colour()))  # type: ignore[index]  # render() returns a dict here
+    doc = _document(state, f"tunnels/{args.slice}" if args.slice else "tunnels")
+    doc.pop("source", None)
+    _emit(doc, args, tunnels_text(doc["items"], _colour()))
     return 0
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    from wgslice.slice.dashboard.server import render
     from wgslice.slice.inspect.render import graph_text
 
     _, snap = _read(args)
@@ -195,7 +208,7 @@ def run_graph(args: argparse.Namespace) -> int:
         names = [args.slice]
     graphs = []
     for n in names:
-        d: Any = render(state, f"slice/{n}")
+        d = _document(state, f"slice/{n}")
         graphs.append({"name": n, "cidr": d["cidr"], "topology": d["topology"],
                        "nodes": d["graph"]["nodes"], "edges": d["graph"]["edges"]})
     doc = {"slices": graphs}

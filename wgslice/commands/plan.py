@@ -11,14 +11,17 @@ import argparse
 import datetime
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from wgslice.errors import UserError
+
+if TYPE_CHECKING:
+    from wgslice.slice.hubplan import Plan
 
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -227,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def to_data(result: Any) -> dict[str, Any]:
+def to_data(result: Plan) -> dict[str, Any]:
     """The plan as plain data: the `-o json|yaml` contract (see docs/cli.md)."""
     return {
         "slices": [
@@ -255,10 +258,10 @@ def to_data(result: Any) -> dict[str, Any]:
     }
 
 
-def render_table(result: Any) -> str:
+def render_table(result: Plan) -> str:
     if not result.slices:
         return "No slices in the input."
-    rows = [("SLICE", "CIDR", "POOL", "TOPOLOGY", "MEMBERS", "TUNNELS")]
+    rows: list[tuple[str, ...]] = [("SLICE", "CIDR", "POOL", "TOPOLOGY", "MEMBERS", "TUNNELS")]
     for sp in result.slices:
         rows.append(
             (
@@ -291,7 +294,7 @@ def render_table(result: Any) -> str:
     return "\n".join(out)
 
 
-def _columns(rows: list[tuple[str, ...]]) -> str:
+def _columns(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
