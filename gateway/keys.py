@@ -182,7 +182,7 @@ class SecretKeyStore:
     `kube` defaults to the gateway's own (`Kube.connect` with field manager
     ``wgslice-gateway`` and `ACCESS`). An error from the API (`wgslice.kube.KubeError`)
     is re-raised as the same class with the key's every form cut out of its text and no
-    chained cause, so neither a log line nor a traceback can carry the key, even when the
+    chained cause or context, so neither a log line nor a traceback can carry the key, even when the
     API server (an admission webhook, a policy's message) quotes the object it refused.
     """
 
@@ -204,10 +204,13 @@ class SecretKeyStore:
         return self._kube
 
     def load(self) -> PrivateKey | None:
+        refused: KubeError | None = None
         try:
             secret = self._api().find(resources.SECRETS, self.name, self.namespace)
         except KubeError as exc:
-            raise _scrubbed(exc, None) from None
+            refused = _scrubbed(exc, None)
+        if refused is not None:  # raised out here: no __context__ to lead back to the answer
+            raise refused
         if secret is None:
             return None
         data = secret.get("data") or {}
@@ -232,13 +235,16 @@ class SecretKeyStore:
             "data": {self.FIELD: b64(key.reveal_base64()), "publicKey": b64(key.public_key)},
         }
         kube = self._api()
+        refused: KubeError | None = None
         try:
             try:
                 kube.create(resources.SECRETS, body)
             except Conflict:  # there is one already (a rotation): replace it
                 kube.replace(resources.SECRETS, body)
         except KubeError as exc:
-            raise _scrubbed(exc, key) from None
+            refused = _scrubbed(exc, key)
+        if refused is not None:  # raised out here: no __context__ to lead back to the body
+            raise refused
 
     def describe(self) -> str:
         return f"secret {self.namespace}/{self.name}"

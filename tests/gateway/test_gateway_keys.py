@@ -152,7 +152,7 @@ def test_a_refused_save_never_quotes_the_key(status, reason, cls, caplog):
     # still says what was refused, by whom, and why
     assert exc.what == "create Secret wgslice-system/gw-shop" and exc.status == status
     assert exc.reason == reason and "denied by policy" in exc.message
-    assert "<redacted>" in exc.message and exc.__cause__ is None
+    assert "<redacted>" in exc.message and exc.__cause__ is None and exc.__context__ is None
     assert key.public_key in exc.message  # the public half is fine to show
 
 
