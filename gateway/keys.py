@@ -19,7 +19,8 @@ from typing import Protocol, runtime_checkable
 
 from wireguard_tools.wireguard_key import WireguardKey
 
-from wgslice.kube import Access, Rule, resources
+from wgslice.kube import Access, Conflict, Kube, KubeError, Rule, resources
+from wgslice.kube.bodies import Secret
 
 KEY_BYTES = 32
 REDACTED = "<redacted>"
@@ -155,11 +156,21 @@ class FileKeyStore:
         return f"file {self.path}"
 
 
-#: What the gateway asks of its member cluster: its own key Secret, read, made once, kept
-#: (the chart's wgslice-gateway Role is compared with this: tests/charts/test_rbac_derived.py).
+#: What the gateway asks of its member cluster: its own key Secret, read, made once, and
+#: replaced when the key is rotated (the chart's wgslice-gateway Role is compared with this:
+#: tests/charts/test_rbac_derived.py).
 ACCESS = Access.of("wgslice-gateway", "wgslice-member", [
     Rule(resources.SECRETS, ("get", "create", "update")),
-], why="loads, or creates once, its own private key Secret")
+], why="loads, or creates once, its own private key Secret; replaces it on rotation")
+
+FIELD_MANAGER = "wgslice-gateway"
+
+
+class _HasApiClient(Protocol):
+    """The official client's per-kind API objects (CoreV1Api): their `api_client`."""
+
+    @property
+    def api_client(self) -> object: ...
 
 
 class SecretKeyStore:
@@ -167,47 +178,51 @@ class SecretKeyStore:
 
     Only the member's own gateway service account needs get/create/update on this one
     Secret; the hub never sees it. The public key is stored beside it for humans.
+
+    `kube` defaults to the gateway's own (`Kube.connect` with field manager
+    ``wgslice-gateway`` and `ACCESS`). An error from the API (`wgslice.kube.KubeError`)
+    is re-raised as the same class with the key's every form cut out of its text and no
+    chained cause or context, so neither a log line nor a traceback can carry the key, even when the
+    API server (an admission webhook, a policy's message) quotes the object it refused.
     """
 
     FIELD = "privateKey"
 
-    def __init__(self, namespace: str, name: str, api: object | None = None) -> None:
+    def __init__(self, namespace: str, name: str, kube: Kube | None = None, *,
+                 api: _HasApiClient | None = None) -> None:
         self.namespace = namespace
         self.name = name
-        self._api = api
+        if kube is None and api is not None:
+            # Bridge for slice/member/agent.py's `api=<CoreV1Api>` until the member agent
+            # moves to `Kube` (then drop `api`): only its credentials are used, not its calls.
+            kube = Kube(api.api_client, field_manager="wgslice-member-agent")
+        self._kube = kube
 
-    def _core(self):
-        if self._api is None:
-            from kubernetes import client, config
-
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            self._api = client.CoreV1Api()
-        return self._api
+    def _api(self) -> Kube:
+        if self._kube is None:
+            self._kube = Kube.connect(field_manager=FIELD_MANAGER, access=ACCESS)
+        return self._kube
 
     def load(self) -> PrivateKey | None:
-        from kubernetes.client.exceptions import ApiException
-
+        refused: KubeError | None = None
         try:
-            secret = self._core().read_namespaced_secret(self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        data = secret.data or {}
+            secret = self._api().find(resources.SECRETS, self.name, self.namespace)
+        except KubeError as exc:
+            refused = _scrubbed(exc, None)
+        if refused is not None:  # raised out here: no __context__ to lead back to the answer
+            raise refused
+        if secret is None:
+            return None
+        data = secret.get("data") or {}
         if self.FIELD not in data:
             return None
         return PrivateKey.from_base64(base64.b64decode(data[self.FIELD]).decode())
 
     def save(self, key: PrivateKey) -> None:
-        from kubernetes.client.exceptions import ApiException
-
         def b64(text: str) -> str:
             return base64.b64encode(text.encode()).decode()
 
-        body = {
+        body: Secret = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
@@ -219,13 +234,35 @@ class SecretKeyStore:
             },
             "data": {self.FIELD: b64(key.reveal_base64()), "publicKey": b64(key.public_key)},
         }
-        core = self._core()
+        kube = self._api()
+        refused: KubeError | None = None
         try:
-            core.create_namespaced_secret(self.namespace, body)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            core.replace_namespaced_secret(self.name, self.namespace, body)
+            try:
+                kube.create(resources.SECRETS, body)
+            except Conflict:  # there is one already (a rotation): replace it
+                kube.replace(resources.SECRETS, body)
+        except KubeError as exc:
+            refused = _scrubbed(exc, key)
+        if refused is not None:  # raised out here: no __context__ to lead back to the body
+            raise refused
 
     def describe(self) -> str:
         return f"secret {self.namespace}/{self.name}"
+
+
+def _scrubbed(exc: KubeError, key: PrivateKey | None) -> KubeError:
+    """*exc* again (same class, request, status and reason), its message without any form
+    of *key* the API could quote (base64, hex, and the Secret's base64 of the base64); when
+    the key is not known (a read), withheld whole if it names the Secret's private field (a
+    garbled response whose start `Kube` quotes)."""
+    forms: list[str] = []
+    if key is not None:
+        b64 = key.reveal_base64()
+        inner = base64.b64encode(b64.encode()).decode()
+        forms = [b64, b64.rstrip("="), inner, inner.rstrip("="), key.reveal_hex()]
+    what, message = exc.what, exc.message
+    for form in forms:
+        what, message = what.replace(form, REDACTED), message.replace(form, REDACTED)
+    if key is None and SecretKeyStore.FIELD in message:
+        message = f"(the API's answer is withheld: it quotes the Secret's {REDACTED} data)"
+    return type(exc)(what, message, status=exc.status, reason=exc.reason)

@@ -96,6 +96,15 @@ class Kube:
              ) -> builtins.list[B]:
         """Every object (in `namespace`, or in all namespaces), items with kind/apiVersion
         filled in as `get` returns them."""
+        return self.list_with_version(res, namespace, label_selector=label_selector,
+                                      field_selector=field_selector)[0]
+
+    def list_with_version(self, res: Resource[B], namespace: str | None = None, *,
+                          label_selector: str | None = None,
+                          field_selector: str | None = None,
+                          ) -> tuple[builtins.list[B], str]:
+        """`list`, and the list's resourceVersion: where a `watch` that keeps a cache of
+        these objects up to date starts (list, then watch from here; on Gone, list again)."""
         query = _selectors(label_selector, field_selector)
         what = f"list {res.describe(namespace)}"
         body = self._json("GET", res, "list", what, res.path(namespace), query=query)
@@ -104,7 +113,7 @@ class Kube:
             item.setdefault("apiVersion", res.api_version)
             item.setdefault("kind", res.kind)
             items.append(item)
-        return items
+        return items, str((body.get("metadata") or {}).get("resourceVersion") or "")
 
     def watch(self, res: Resource[B], namespace: str | None = None, *,
               label_selector: str | None = None, field_selector: str | None = None,

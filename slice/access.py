@@ -70,8 +70,11 @@ MEMBER_AGENT = Access.of("wgslice-member-agent", "wgslice-member", [
     Rule(r.CONFIGMAPS, CRUD), Rule(r.SECRETS, CRUD), Rule(r.DEPLOYMENTS, CRUD),
 ], why="keeps each slice's gateway, config, isolation and services in its cluster")
 
+#: Two list+watch caches (slice/nodeagent/kube.py): the slice ConfigMaps of its namespace
+#: (which carry the nodes' addresses, so it needs no Node) and every pod (pods on other
+#: nodes become routes). No get: a watch renews from its own resourceVersion.
 NODE_AGENT = Access.of("wgslice-node-agent", "wgslice-member", [
-    Rule(r.PODS, READ), Rule(r.NODES, READ), Rule(r.CONFIGMAPS, READ),
-], why="reads slice ConfigMaps, its node's pods and the nodes' addresses")
+    Rule(r.PODS, ("list", "watch")), Rule(r.CONFIGMAPS, ("list", "watch")),
+], why="watches the slice ConfigMaps and the pods' slice addresses")
 
 ALL = (HUB_CONTROLLER, DASHBOARD, MEMBER_AGENT_HUB, MEMBER_AGENT, NODE_AGENT)

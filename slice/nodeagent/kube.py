@@ -2,9 +2,12 @@
 and run `NodeAgent.reconcile_once` on every change and every few seconds.
 
 Thin on purpose: the conversions from API objects are pure functions (`config_docs`,
-`attached_pods`), the watches only keep caches up to date. Safety rule: nothing is
-reconciled until both initial lists succeeded, so an unreachable API server never looks
-like "no slices" (which would tear the data path down); the node keeps its last state.
+`attached_pods`) on typed bodies (`wgslice.kube.bodies`), the watches only keep caches up
+to date. Every request goes through `wgslice.kube.Kube` with the node agent's declared
+access (`wgslice.slice.access.NODE_AGENT`: list and watch of ConfigMaps and pods, nothing
+else). Safety rule: nothing is reconciled until both initial lists succeeded, so an
+unreachable API server never looks like "no slices" (which would tear the data path down);
+the node keeps its last state.
 """
 
 from __future__ import annotations
@@ -13,11 +16,16 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 import yaml
 
+from wgslice.kube import Gone, Kube, KubeError
+from wgslice.kube import resources as r
+from wgslice.kube.bodies import ConfigMap, ObjectMeta, Pod
+from wgslice.kube.resources import Resource
+from wgslice.slice.access import NODE_AGENT
 from wgslice.slice.nodeagent.agent import NodeAgent
 from wgslice.slice.nodeagent.state import AttachedPod
 
@@ -28,19 +36,23 @@ SLICE_LABEL = "wgslice.io/slice"
 ADDRESS_ANNOTATION = "wgslice.io/slice-address"
 LAB_NETNS_ANNOTATION = "wgslice.io/lab-netns"  # set by the lab's kubelet
 CONFIG_KEY = "slice.yaml"
+FIELD_MANAGER = "wgslice-node-agent"
+#: how long one watch request lasts before it is renewed from the last resourceVersion
+WATCH_SECONDS = 60
 
 
-def config_docs(configmaps: Iterable[Mapping[str, Any]]) -> tuple[list[dict], list[str]]:
+def config_docs(configmaps: Iterable[ConfigMap]) -> tuple[list[dict[str, Any]], list[str]]:
     """`slice.yaml` of every labelled ConfigMap (label checked here too: some API
     stand-ins ignore label selectors)."""
-    docs, problems = [], []
+    docs: list[dict[str, Any]] = []
+    problems: list[str] = []
     for cm in configmaps:
-        meta = cm.get("metadata") or {}
+        meta = cm.get("metadata") or ObjectMeta()
         if SLICE_LABEL not in (meta.get("labels") or {}):
             continue
         text = (cm.get("data") or {}).get(CONFIG_KEY)
         try:
-            doc = yaml.safe_load(text) if text else None
+            doc: object = yaml.safe_load(text) if text else None
         except yaml.YAMLError as exc:
             problems.append(f"ConfigMap {meta.get('name')}: {CONFIG_KEY}: {exc}")
             continue
@@ -51,11 +63,11 @@ def config_docs(configmaps: Iterable[Mapping[str, Any]]) -> tuple[list[dict], li
     return docs, problems
 
 
-def attached_pods(pods: Iterable[Mapping[str, Any]]) -> list[AttachedPod]:
+def attached_pods(pods: Iterable[Pod]) -> list[AttachedPod]:
     """Pods carrying a slice address, scheduled to a node, not finished, not hostNetwork."""
-    out = []
+    out: list[AttachedPod] = []
     for pod in pods:
-        meta = pod.get("metadata") or {}
+        meta = pod.get("metadata") or ObjectMeta()
         ann = meta.get("annotations") or {}
         spec = pod.get("spec") or {}
         node = spec.get("nodeName")
@@ -71,80 +83,117 @@ def attached_pods(pods: Iterable[Mapping[str, Any]]) -> list[AttachedPod]:
     return out
 
 
-class _Informer:
-    """List, then watch from the list's resourceVersion; relist on any error (bounded
-    backoff). Objects are kept as plain dicts keyed by namespace/name."""
+B = TypeVar("B", ConfigMap, Pod)
 
-    def __init__(self, name: str, list_fn: Callable[..., Any], kwargs: dict, client,
-                 on_change: Callable[[], None], stop: threading.Event) -> None:
-        self.name, self.list_fn, self.kwargs, self.client = name, list_fn, kwargs, client
+
+def _key(obj: ConfigMap | Pod) -> str:
+    meta = obj.get("metadata") or ObjectMeta()
+    return f"{meta.get('namespace')}/{meta.get('name')}"
+
+
+def _version(obj: ConfigMap | Pod) -> str:
+    return (obj.get("metadata") or ObjectMeta()).get("resourceVersion", "")
+
+
+class _Informer(Generic[B]):
+    """List, then watch from the list's resourceVersion, renewing the watch from the last
+    version seen; list again on Gone (the version is too old) at once, and on any other
+    error after a bounded backoff. Objects are kept as the bodies the server sent, keyed
+    by namespace/name."""
+
+    def __init__(self, name: str, kube: Kube, res: Resource[B], namespace: str | None,
+                 label_selector: str | None, on_change: Callable[[], None],
+                 stop: threading.Event) -> None:
+        self.name, self.kube = name, kube
+        self.res: Resource[B] = res
+        self.namespace, self.label_selector = namespace, label_selector
         self.on_change, self.stop = on_change, stop
-        self.items: dict[str, dict] = {}
+        self.items: dict[str, B] = {}
         self.synced = False
+        self.listed = False  # the last list succeeded (its watch may have failed since)
         self.lock = threading.Lock()
 
-    def _key(self, obj: dict) -> str:
-        meta = obj.get("metadata") or {}
-        return f"{meta.get('namespace')}/{meta.get('name')}"
-
     def run(self) -> None:
-        from kubernetes import watch
-
         delay = 0.5
         while not self.stop.is_set():
+            self.listed = False
             try:
-                lst = self.list_fn(**self.kwargs)
-                raw = self.client.sanitize_for_serialization(lst)
-                with self.lock:
-                    self.items = {self._key(o): o for o in raw.get("items") or []}
-                    self.synced = True
-                self.on_change()
-                rv = (raw.get("metadata") or {}).get("resourceVersion")
-                w = watch.Watch()
-                for ev in w.stream(self.list_fn, resource_version=rv, timeout_seconds=60,
-                                   **self.kwargs):
-                    obj = self.client.sanitize_for_serialization(ev["object"])
-                    with self.lock:
-                        if ev["type"] == "DELETED":
-                            self.items.pop(self._key(obj), None)
-                        elif ev["type"] in ("ADDED", "MODIFIED"):
-                            self.items[self._key(obj)] = obj
-                    self.on_change()
-                    if self.stop.is_set():
-                        w.stop()
-                delay = 0.5
-            except Exception as exc:  # the API may be down for a while: keep trying
-                log.warning("%s watch: %s; retrying in %.1fs", self.name, exc, delay)
-                self.stop.wait(delay)
-                delay = min(delay * 2, 10.0)
+                self._list_and_watch()  # returns only when stopped
+                continue
+            except Gone as exc:  # the cache is older than what the server keeps: list again
+                log.info("%s: %s; listing again", self.name, exc)
+                continue
+            except KubeError as exc:  # the API may be down for a while: keep trying
+                if self.listed:  # it worked until now: start the backoff again
+                    delay = 0.5
+                log.warning("%s: %s; retrying in %.1fs", self.name, exc, delay)
+            except Exception:  # a bug must not end the thread: the cache would freeze
+                log.exception("%s: list+watch failed; retrying in %.1fs", self.name, delay)
+            self.stop.wait(delay)
+            delay = min(delay * 2, 10.0)
 
-    def snapshot(self) -> list[dict]:
+    def _list_and_watch(self) -> None:
+        items, version = self.kube.list_with_version(self.res, self.namespace,
+                                                     label_selector=self.label_selector)
+        with self.lock:
+            self.items = {_key(o): o for o in items}
+            self.synced = True
+        self.listed = True
+        self.on_change()
+        while not self.stop.is_set():
+            for kind, obj in self.kube.watch(self.res, self.namespace,
+                                             label_selector=self.label_selector,
+                                             timeout_seconds=WATCH_SECONDS,
+                                             resource_version=version or None):
+                version = _version(obj) or version
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    with self.lock:
+                        if kind == "DELETED":
+                            self.items.pop(_key(obj), None)
+                        else:
+                            self.items[_key(obj)] = obj
+                    self.on_change()
+                if self.stop.is_set():
+                    return
+
+    def snapshot(self) -> list[B]:
         with self.lock:
             return list(self.items.values())
 
 
-def run(node: str, *, agent: NodeAgent | None = None, core_api=None, resync: float = 5.0,
-        stop: threading.Event | None = None, namespace: str | None = None) -> None:
+class _Report(Protocol):
+    @property
+    def problems(self) -> Sequence[str]: ...
+
+    @property
+    def errors(self) -> Sequence[str]: ...
+
+
+class Reconciler(Protocol):
+    """What `run` drives: `NodeAgent`, or a stand-in in tests."""
+
+    def reconcile_once(self, configs: Iterable[Mapping[str, Any]],
+                       pods: Iterable[AttachedPod]) -> _Report: ...
+
+
+def connect() -> Kube:
+    """The node agent's `Kube`: its ServiceAccount in the pod, the kubeconfig elsewhere."""
+    return Kube.connect(field_manager=FIELD_MANAGER, access=NODE_AGENT)
+
+
+def run(node: str, *, agent: Reconciler | None = None, kube: Kube | None = None,
+        resync: float = 5.0, stop: threading.Event | None = None,
+        namespace: str | None = None) -> None:
     """The `wgslice agent node --node NAME` loop (blocks until `stop` is set). The slice
     ConfigMaps are read from `namespace` (default: $POD_NAMESPACE, else wgslice-system)."""
     namespace = namespace or os.environ.get("POD_NAMESPACE") or SYSTEM_NAMESPACE
-    from kubernetes import client, config
-
-    if core_api is None:
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-        core_api = client.CoreV1Api()
-    agent = agent or NodeAgent(node)
+    kube = kube or connect()
+    reconciler: Reconciler = agent or NodeAgent(node)
     stop = stop or threading.Event()
     changed = threading.Event()
-    api_client = core_api.api_client
-    cms = _Informer("configmaps", core_api.list_namespaced_config_map,
-                    {"namespace": namespace, "label_selector": SLICE_LABEL},
-                    api_client, changed.set, stop)
-    pods = _Informer("pods", core_api.list_pod_for_all_namespaces, {}, api_client,
-                     changed.set, stop)
+    cms = _Informer("configmaps", kube, r.CONFIGMAPS, namespace, SLICE_LABEL, changed.set,
+                    stop)
+    pods = _Informer("pods", kube, r.PODS, None, None, changed.set, stop)
     for inf in (cms, pods):
         threading.Thread(target=inf.run, name=f"wgslice-watch-{inf.name}",
                          daemon=True).start()
@@ -159,7 +208,7 @@ def run(node: str, *, agent: NodeAgent | None = None, core_api=None, resync: flo
             continue
         docs, problems = config_docs(cms.snapshot())
         try:
-            report = agent.reconcile_once(docs, attached_pods(pods.snapshot()))
+            report = reconciler.reconcile_once(docs, attached_pods(pods.snapshot()))
         except Exception:  # never die on one bad round; the next one retries
             log.exception("reconcile failed")
             continue

@@ -140,10 +140,10 @@ def test_member_agent(rendered: dict[str, list[dict[str, Any]]]) -> None:
 def test_node_agent_and_gateway(rendered: dict[str, list[dict[str, Any]]]) -> None:
     objs = rendered[charts.MEMBER]
     assert grants(find(objs, "ClusterRole", "wgslice-node-agent")) == expand(
-        "", ["pods", "nodes"], ["get", "list", "watch"])
+        "", ["pods"], ["list", "watch"])
     node_local = find(objs, "Role", "wgslice-node-agent")
     assert node_local["metadata"]["namespace"] == NS
-    assert grants(node_local) == expand("", ["configmaps"], ["get", "list", "watch"])
+    assert grants(node_local) == expand("", ["configmaps"], ["list", "watch"])
     gateway = find(objs, "Role", "wgslice-gateway")
     assert gateway["metadata"]["namespace"] == NS
     assert grants(gateway) == expand("", ["secrets"], ["get", "create", "update"])

@@ -135,6 +135,20 @@ def test_watch_sees_changes(kube: Kube) -> None:
     assert ("ADDED", "w") in seen and ("DELETED", "w") in seen
 
 
+def test_list_with_version_is_where_a_watch_resumes(kube: Kube) -> None:
+    kube.apply(cm("v1", {}, lv="1"))
+    items, version = kube.list_with_version(r.CONFIGMAPS, "default", label_selector="lv=1")
+    assert [i["metadata"]["name"] for i in items] == ["v1"] and version
+    kube.apply(cm("v2", {}, lv="1"))
+    seen = []
+    for kind, obj in kube.watch(r.CONFIGMAPS, "default", label_selector="lv=1",
+                                timeout_seconds=2, resource_version=version):
+        seen.append((kind, obj["metadata"]["name"]))
+        if kind == "ADDED":
+            break
+    assert seen == [("ADDED", "v2")]  # what changed since the list, not v1 again
+
+
 def test_undeclared_access_fails_before_sending(kube: Kube) -> None:
     ro = Kube(kube.api, field_manager="ro", access=Access.of(
         "reader", "none", [Rule(r.CONFIGMAPS, ("get", "list"))]))

@@ -69,33 +69,94 @@ def _until(pred, timeout: float = 10.0) -> bool:
 
 
 def test_watch_loop_follows_configmaps_and_pods(tmp_path: Path, control_plane):
-    from kubernetes import client as k8s
-    from kubernetes import config as k8s_config
+    from wgslice.kube import Kube
+    from wgslice.kube import resources as r
+    from wgslice.slice.access import NODE_AGENT
 
     st = control_plane("nodeagent")
     kc = st.write_kubeconfig(tmp_path / "kc")
-    api = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(kc)))
+    admin = Kube.connect(field_manager="test", kubeconfig=str(kc))
+    # the node agent's own door: its declared access only (anything else would raise)
+    agent_kube = Kube.connect(field_manager="wgslice-node-agent", access=NODE_AGENT,
+                              kubeconfig=str(kc))
     for ns in ("wgslice-system", "red"):
-        api.create_namespace({"metadata": {"name": ns}})
+        admin.create(r.NAMESPACES, {"metadata": {"name": ns}})
     st.wait_service_account("red")
     rec, stop = Recorder(), threading.Event()
     th = threading.Thread(target=run, args=("n0",), daemon=True,
-                          kwargs={"agent": rec, "core_api": api, "resync": 0.3,
+                          kwargs={"agent": rec, "kube": agent_kube, "resync": 0.3,
                                   "stop": stop})
     th.start()
     try:
         assert _until(lambda: rec.calls), "never reconciled"
         assert rec.calls[-1] == ([], [])
-        api.create_namespaced_config_map("wgslice-system", cm("wgslice-slice-red", DOC))
-        api.create_namespaced_pod("red", {
-            "metadata": {"name": "p", "annotations": {
+        admin.create(r.CONFIGMAPS, {**cm("wgslice-slice-red", DOC)})
+        admin.create(r.PODS, {
+            "metadata": {"name": "p", "namespace": "red", "annotations": {
                 "wgslice.io/slice-address": "10.224.0.2"}},
             "spec": {"nodeName": "n0", "containers": [{"name": "c", "image": "x"}]}})
         assert _until(lambda: rec.calls[-1][0] == [DOC] and len(rec.calls[-1][1]) == 1)
         assert rec.calls[-1][1][0].slice_address == "10.224.0.2"
-        api.delete_namespaced_config_map("wgslice-slice-red", "wgslice-system")
+        admin.delete(r.CONFIGMAPS, "wgslice-slice-red", "wgslice-system")
         assert _until(lambda: rec.calls[-1][0] == [])
     finally:
         stop.set()
         th.join(10)
     assert not th.is_alive()
+    # what it called is what it declares (and so what the chart grants it)
+    assert agent_kube.calls == set(NODE_AGENT.grants)
+
+
+class ScriptedKube:
+    """`Kube.list_with_version` and `Kube.watch` from a script: each watch call takes the
+    next list of events, or raises the next exception."""
+
+    def __init__(self, watches: list) -> None:
+        self.lists: list[str] = []
+        self.watched_from: list[str | None] = []
+        self.watches = watches
+
+    def list_with_version(self, res, namespace=None, *, label_selector=None):
+        self.lists.append(res.plural)
+        return [], str(100 * len(self.lists))
+
+    def watch(self, res, namespace=None, *, label_selector=None, timeout_seconds=60,
+              resource_version=None):
+        self.watched_from.append(resource_version)
+        step = self.watches.pop(0) if self.watches else []
+        if isinstance(step, BaseException):
+            raise step
+        yield from step
+
+
+def test_informer_renews_its_watch_and_lists_again_on_gone():
+    from wgslice.kube import Gone
+    from wgslice.kube import resources as r
+    from wgslice.slice.nodeagent.kube import _Informer
+
+    def cmap(name: str, rv: str) -> dict:
+        return {**cm(name, DOC), "metadata": {**cm(name, DOC)["metadata"],
+                                              "resourceVersion": rv}}
+
+    stop = threading.Event()
+    fake = ScriptedKube([
+        [("ADDED", cmap("a", "101")), ("BOOKMARK", {"metadata": {"resourceVersion": "105"}})],
+        [("ADDED", cmap("b", "106"))],
+        Gone("watch ConfigMaps", "too old resource version"),
+    ])
+    changes: list[int] = []
+    inf = _Informer("configmaps", fake, r.CONFIGMAPS, "wgslice-system", "wgslice.io/slice",
+                    lambda: changes.append(1), stop)
+
+    def stop_after_relist() -> None:
+        assert _until(lambda: len(fake.lists) >= 2)
+        stop.set()
+
+    t = threading.Thread(target=stop_after_relist, daemon=True)
+    t.start()
+    inf.run()
+    t.join(5)
+    # watched from the list's version, renewed from the last seen (a bookmark's too), and
+    # after Gone listed again at once (no backoff), then watched from the new list's version
+    assert fake.watched_from[:4] == ["100", "105", "106", "200"]
+    assert inf.synced
