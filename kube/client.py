@@ -179,6 +179,16 @@ class Kube:
                             res.path(ns), query=query, body=full)
         return out
 
+    def create_subresource(self, res: Resource[Any], name: str, subresource: str,
+                           body: Mapping[str, Any], namespace: str | None = None,
+                           ) -> dict[str, Any]:
+        """POST to a subresource of an object (a ServiceAccount's `token`): the answer."""
+        what = f"create {res.describe(namespace, name)}/{subresource}"
+        out: dict[str, Any] = self._json("POST", res, "create", what,
+                                         res.path(namespace, name, subresource), body=dict(body),
+                                         subresource=subresource)
+        return out
+
     def replace(self, res: Resource[B], body: Mapping[str, Any]) -> B:
         """PUT: the whole object, guarded by its metadata.resourceVersion (a Lease renewal)."""
         meta = body["metadata"]

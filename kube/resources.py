@@ -82,6 +82,8 @@ CLUSTERROLEBINDINGS: Resource[b.Object] = Resource("rbac.authorization.k8s.io", 
 DAEMONSETS: Resource[b.Object] = Resource("apps", "v1", "daemonsets", "DaemonSet", True)
 PDBS: Resource[b.Object] = Resource("policy", "v1", "poddisruptionbudgets",
                                     "PodDisruptionBudget", True)
+SERVICECIDRS: Resource[b.Object] = Resource("networking.k8s.io", "v1", "servicecidrs",
+                                            "ServiceCIDR", False)
 CRDS: Resource[b.Object] = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                                     "CustomResourceDefinition", False)
 
@@ -103,7 +105,7 @@ SERVICEIMPORTS: Resource[b.ServiceImport] = Resource(MCS, MCS_VERSION, "servicei
 ALL: tuple[Resource[Any], ...] = (
     NAMESPACES, NODES, PODS, CONFIGMAPS, SECRETS, SERVICES, SERVICEACCOUNTS, EVENTS, EVENTS_V1,
     DEPLOYMENTS, DAEMONSETS, NETWORKPOLICIES, ENDPOINTSLICES, LEASES, ROLES, ROLEBINDINGS,
-    CLUSTERROLES, CLUSTERROLEBINDINGS, PDBS, CRDS,
+    CLUSTERROLES, CLUSTERROLEBINDINGS, PDBS, SERVICECIDRS, CRDS,
     SLICES, MEMBERCLUSTERS, OVERLAYPOOLS, MEMBERSLICES, SERVICEEXPORTS, SERVICEIMPORTS,
 )
 

@@ -102,8 +102,13 @@ def _lab_main(argv: list[str]) -> int:
     cfg.host = hub.api_url
     cfg.ssl_ca_cert = str(ca_file(dirs, "hub"))
     cfg.api_key = {"authorization": f"Bearer {dirs.token_file('hub').read_text().strip()}"}
-    api = client.ApiClient(cfg)
-    source = Poller(lambda: read_snapshot(api), 1.0)
+    from wgslice.kube import Kube
+    from wgslice.slice.access import DASHBOARD
+    from wgslice.slice.dashboard.run import FIELD_MANAGER
+
+    hub_kube = Kube(client.ApiClient(cfg), field_manager=FIELD_MANAGER, access=DASHBOARD,
+                    timeout=10.0)
+    source = Poller(lambda: read_snapshot(hub_kube), 1.0)
     serve_source(source, token_file.read_text().strip(), False, "127.0.0.1", port, sock=sock)
     return 0
 

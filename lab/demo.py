@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-
+from wgslice.kube import Kube
+from wgslice.kube import resources as r
 from wgslice.lab import layout as topo
 from wgslice.lab.state import LabDirs
 
@@ -25,8 +24,11 @@ DEMO_NAMESPACES = ("shop", "billing")
 G, V = "wgslice.io", "v1alpha1"
 
 
-def _client(dirs: LabDirs, context: str) -> k8s.ApiClient:
-    return k8s_config.new_client_from_config(config_file=str(dirs.kubeconfig), context=context)
+def _client(dirs: LabDirs, context: str) -> Kube:
+    """The lab admin's credentials for `context`, as `wgslice install/join` use a user's."""
+    from wgslice.slice.kubeapply import connect
+
+    return connect(str(dirs.kubeconfig), context)
 
 
 def install(dirs: LabDirs, plan: topo.LabPlan, say: Say) -> None:
@@ -47,9 +49,9 @@ def install(dirs: LabDirs, plan: topo.LabPlan, say: Say) -> None:
         join(JoinRequest(name=c.name, hub_server=hub_url, hub_ca=ca,
                          pod_cidrs=[str(c.pod_cidr)], service_cidrs=[LAB_SERVICE_CIDR]),
              hub, member)
-        member.close()
+        member.api.close()
         say(f"{c.name}: joined (member agent, node agents) ({time.monotonic() - t0:.1f} s)")
-    hub.close()
+    hub.api.close()
     from wgslice.lab.dashboard import start_lab_dashboard
 
     start_lab_dashboard(dirs, say)  # prints "dashboard: http://localhost:PORT/?token=..."
@@ -85,25 +87,24 @@ def apply_demo(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float = 60.
     for m in members:
         member = _client(dirs, m)
         apply_all(member, workloads)
-        member.close()
+        member.api.close()
     hub = _client(dirs, "hub")
     t0 = time.monotonic()
     apply_all(hub, [slice_obj])
     say(f"slice {DEMO_SLICE} applied: members {', '.join(members)}, namespaces "
         f"{', '.join(DEMO_NAMESPACES)}")
-    co = k8s.CustomObjectsApi(hub)
     status: dict[str, Any] = {}
     while time.monotonic() - t0 < timeout:
-        status = co.get_cluster_custom_object(G, V, "slices", DEMO_SLICE).get("status") or {}
+        status = hub.get(r.SLICES, DEMO_SLICE).get("status") or {}
         ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
         if ready.get("status") == "True":
             took = time.monotonic() - t0
             say(f"slice {DEMO_SLICE} Ready: {status.get('cidr')}, tunnels "
                 f"{status.get('summary')} ({took:.1f} s after apply)")
-            hub.close()
+            hub.api.close()
             return took
         time.sleep(0.5)
-    hub.close()
+    hub.api.close()
     raise TimeoutError(f"slice {DEMO_SLICE} not Ready after {timeout:.0f} s: "
                        f"{status.get('conditions')}")
 

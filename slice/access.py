@@ -27,21 +27,24 @@ _KOPF = [
 ]
 
 HUB_CONTROLLER = Access.of("wgslice-hub-controller", "wgslice-hub", [
-    *_KOPF,
-    Rule(r.SLICES, ("patch", "update")),
-    Rule(r.SLICES, ("get", "patch", "update"), "status"),
-    Rule(r.OVERLAYPOOLS, ("get", "patch", "update"), "status"),
+    *_KOPF,  # and the snapshot: `HubApi.snapshot` lists the same four kinds
+    Rule(r.SLICES, ("patch",)),  # its finalizer (a merge patch with the resourceVersion)
+    Rule(r.SLICES, ("patch",), "status"),  # server-side apply
+    Rule(r.OVERLAYPOOLS, ("patch",), "status"),  # server-side apply
+    Rule(r.MEMBERCLUSTERS, ("patch",), "status"),  # a stale heartbeat's Ready=False
+    # Server-side apply of MemberSlices (patch); an apply that creates the object is also
+    # authorized as `create` by the API server (tests/hub/test_hubapi_lab.py, real RBAC)
     Rule(r.MEMBERSLICES, ("create", "patch", "delete")),
-    Rule(r.NAMESPACES, ("create",)),
-    Rule(r.EVENTS, ("create", "patch")),
-    Rule(r.EVENTS_V1, ("create", "patch")),
+    Rule(r.NAMESPACES, ("create",)),  # a member's missing hub namespace
+    Rule(r.EVENTS, ("create",)),  # about Slices; kopf's own event posting is off
     Rule(r.LEASES, ("get", "create", "update")),
 ], why="plans slices, writes MemberSlices and status, holds the leader Lease")
 
 DASHBOARD = Access.of("wgslice-dashboard", "wgslice-hub", [
-    Rule(r.SLICES, READ), Rule(r.MEMBERCLUSTERS, READ), Rule(r.OVERLAYPOOLS, READ),
-    Rule(r.MEMBERSLICES, READ), Rule(r.EVENTS, READ),
-], why="read-only: everything a page shows")
+    Rule(r.SLICES, ("list",)), Rule(r.MEMBERCLUSTERS, ("list",)),
+    Rule(r.OVERLAYPOOLS, ("list",)), Rule(r.MEMBERSLICES, ("list",)),
+    Rule(r.EVENTS, ("list",)),
+], why="read-only: lists everything a page shows, about once a second")
 
 #: The member agent's credential on the hub (chart wgslice-hub-member, ServiceAccount
 #: member-<member> in the hub namespace wgslice-member-<member>).

@@ -65,29 +65,18 @@ def build_registry(wake: asyncio.Event) -> kopf.OperatorRegistry:
     return registry
 
 
-def _api_client() -> Any:
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    return client.ApiClient()
-
-
 async def run(cfg: ControllerConfig, stop: asyncio.Event | None = None) -> None:
     """Runs the controller until `stop` is set (or forever)."""
-    from kubernetes import client
-
     from wgslice.slice.hubapi import HubApi
     from wgslice.slice.leader import LeaderElector
 
     stop = stop or asyncio.Event()
     wake = asyncio.Event()
-    api_client = _api_client()
-    hub = HubApi(api_client)
+    # One Kube (in-cluster ServiceAccount or KUBECONFIG, as kopf's login) for the snapshot,
+    # the writes and the Lease; kopf keeps its own client for its watches.
+    hub = HubApi.connect()
     elector = LeaderElector(
-        client.CoordinationV1Api(api_client),
+        hub.kube,
         cfg.namespace,
         cfg.lease_name,
         cfg.identity or _identity(),

@@ -1,214 +1,199 @@
 """The hub controller's only door to the API: list a snapshot, carry out `Actions`.
 
-A thin adapter over the official `kubernetes` client (synchronous; the controller calls it
-from a worker thread). Writes use merge patches with the object's resourceVersion where
-a concurrent writer could race us (finalizers), so a stale write fails with 409 and the next
-reconcile round, which re-reads everything, decides again.
+Synchronous (the controller calls it from a worker thread), through `wgslice.kube.Kube`
+under the field manager ``wgslice-hub-controller`` and the declared access
+`wgslice.slice.access.HUB_CONTROLLER`:
+
+- MemberSlices and the statuses of Slices and OverlayPools are written by server-side apply
+  of the whole desired object (status: the whole desired status), so what the hub stops
+  writing (the last import or export of a slice, a condition, a status key) is removed;
+- the stale-heartbeat condition of a MemberCluster is applied alone: the member agent owns
+  the rest of that status, and apply leaves it alone (a merge patch would replace the list);
+- the Slice finalizer is a merge patch carrying the resourceVersion read, so a concurrent
+  writer makes it fail with Conflict and the next reconcile round, which re-reads
+  everything, decides again;
+- Events are created; a member's hub namespace is created when it is missing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
+from wgslice.kube import Kube, KubeError, NotFound
+from wgslice.kube import bodies as b
+from wgslice.kube import resources as r
+from wgslice.kube.resources import Resource
 from wgslice.slice.reconcile import Actions, Snapshot
-from wgslice.slice.specs import GROUP, VERSION
 from wgslice.slice.status import SLICE_FINALIZER, SLICE_LABEL
 
 log = logging.getLogger("wgslice.hub")
-#: MemberSlice.spec keys of Multi-Cluster Services, absent when a member has none
-MCS_SPEC_KEYS = ("serviceImports", "serviceExports")
-
+FIELD_MANAGER = "wgslice-hub-controller"
+COMPONENT = "wgslice-hub"  # Event source, as `kubectl describe` shows it
 EVENTS_NAMESPACE = "default"  # where Events about cluster-scoped objects go, as kubectl expects
 
 
 class HubApi:
-    def __init__(self, api_client: client.ApiClient, component: str = "wgslice-hub") -> None:
-        self.custom = client.CustomObjectsApi(api_client)
-        self.core = client.CoreV1Api(api_client)
+    def __init__(self, kube: Kube, component: str = COMPONENT) -> None:
+        self.kube = kube
         self.component = component
 
-    # -- read ----------------------------------------------------------------------------------
-    def _list(self, plural: str, **kw: Any) -> list[dict[str, Any]]:
-        resp = self.custom.list_cluster_custom_object(GROUP, VERSION, plural, **kw)
-        return list(resp.get("items") or [])
+    @classmethod
+    def connect(cls) -> HubApi:
+        """In the hub chart's pod: its ServiceAccount; elsewhere: KUBECONFIG."""
+        from wgslice.slice.access import HUB_CONTROLLER
 
+        return cls(Kube.connect(field_manager=FIELD_MANAGER, access=HUB_CONTROLLER))
+
+    # -- read ----------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        return Snapshot(
-            slices=self._list("slices"),
-            members=self._list("memberclusters"),
-            pools=self._list("overlaypools"),
-            member_slices=self._list("memberslices", label_selector=SLICE_LABEL),
-        )
+        k = self.kube
+        slices = k.list(r.SLICES)
+        members = k.list(r.MEMBERCLUSTERS)
+        pools = k.list(r.OVERLAYPOOLS)
+        member_slices = k.list(r.MEMBERSLICES, label_selector=SLICE_LABEL)
+        return Snapshot(slices=slices, members=members, pools=pools,
+                        member_slices=member_slices)
 
     # -- write ---------------------------------------------------------------------------------
     def execute(self, snap: Snapshot, actions: Actions) -> int:
         """Carries out `actions`; returns how many writes failed (retried next round)."""
-        slices = {s["metadata"]["name"]: s for s in snap.slices}
+        slices: dict[str, b.Slice] = {s["metadata"]["name"]: _slice(s) for s in snap.slices}
         failures = 0
 
-        def attempt(what: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        @contextlib.contextmanager
+        def attempt(what: str) -> Iterator[None]:
+            """A refused or failed write is logged and counted, never raised."""
             nonlocal failures
             try:
-                return fn(*args, **kw)
-            except ApiException as exc:
+                yield
+            except KubeError as exc:
                 failures += 1
-                log.warning("%s failed: %s %s", what, exc.status, _reason(exc))
-                return None
+                log.warning("%s failed: %s", what, exc)
 
         for name in actions.add_finalizer:
-            attempt(f"adding finalizer to Slice {name}", self._set_finalizer, slices[name], True)
+            with attempt(f"adding finalizer to Slice {name}"):
+                self._set_finalizer(slices[name], True)
         for obj in actions.apply:
-            attempt(
-                f"writing MemberSlice {obj['metadata']['namespace']}/{obj['metadata']['name']}",
-                self._apply_member_slice,
-                obj,
-            )
+            meta = obj["metadata"]
+            with attempt(f"writing MemberSlice {meta['namespace']}/{meta['name']}"):
+                self._apply_member_slice(obj)
         for ns, name in actions.delete:
-            attempt(f"deleting MemberSlice {ns}/{name}", self._delete_member_slice, ns, name)
+            with attempt(f"deleting MemberSlice {ns}/{name}"):
+                self.kube.delete(r.MEMBERSLICES, name, ns)
         for name, status in actions.status.items():
-            old = slices[name].get("status") or {}
-            body = {"status": {**{k: None for k in old if k not in status}, **status}}
-            attempt(
-                f"writing status of Slice {name}",
-                self.custom.patch_cluster_custom_object_status,
-                GROUP,
-                VERSION,
-                "slices",
-                name,
-                body,
-            )
+            with attempt(f"writing status of Slice {name}"):
+                self._apply_status(r.SLICES, name, status)
         for name, status in actions.member_status.items():
-            attempt(
-                f"marking MemberCluster {name} not Ready",
-                self.custom.patch_cluster_custom_object_status,
-                GROUP,
-                VERSION,
-                "memberclusters",
-                name,
-                {"status": status},
-            )
+            with attempt(f"marking MemberCluster {name} not Ready"):
+                # only the Ready condition: the rest of the status is the member agent's
+                self.kube.apply_status(_named(r.MEMBERCLUSTERS, name, status=status),
+                                       r.MEMBERCLUSTERS)
         for name, status in actions.pool_status.items():
-            attempt(
-                f"writing status of OverlayPool {name}",
-                self.custom.patch_cluster_custom_object_status,
-                GROUP,
-                VERSION,
-                "overlaypools",
-                name,
-                {"status": status},
-            )
+            with attempt(f"writing status of OverlayPool {name}"):
+                self._apply_status(r.OVERLAYPOOLS, name, status)
         for name, type_, reason, message in actions.events:
-            attempt(
-                f"recording event on Slice {name}",
-                self._event,
-                slices.get(name, {}),
-                type_,
-                reason,
-                message,
-            )
+            with attempt(f"recording event on Slice {name}"):
+                self._event(slices.get(name) or {"metadata": {"name": name}}, type_, reason,
+                            message)
         for name in actions.remove_finalizer:
-            attempt(f"releasing Slice {name}", self._set_finalizer, slices[name], False)
+            with attempt(f"releasing Slice {name}"):
+                self._set_finalizer(slices[name], False)
         return failures
 
-    def _set_finalizer(self, obj: dict[str, Any], present: bool) -> None:
+    def _set_finalizer(self, obj: b.Slice, present: bool) -> None:
         """Adds or removes the controller's finalizer, guarded by the resourceVersion read:
-        a concurrent writer makes this fail with 409 and the next round decides again."""
+        a concurrent writer makes this fail with Conflict and the next round decides again.
+        A merge patch, not apply: finalizers are a list every component shares (the set
+        semantics of apply would do, but only the resourceVersion guard makes a removal
+        safe against a finalizer added meanwhile)."""
         meta = obj["metadata"]
         others = [f for f in meta.get("finalizers") or [] if f != SLICE_FINALIZER]
-        self.custom.patch_cluster_custom_object(
-            GROUP,
-            VERSION,
-            "slices",
-            meta["name"],
-            {
-                "metadata": {
-                    "finalizers": [*others, SLICE_FINALIZER] if present else others,
-                    "resourceVersion": meta.get("resourceVersion"),
-                }
+        self.kube.patch(r.SLICES, meta["name"], {"metadata": {
+            "finalizers": [*others, SLICE_FINALIZER] if present else others,
+            "resourceVersion": meta.get("resourceVersion"),
+        }})
+
+    def _apply_member_slice(self, obj: Mapping[str, Any]) -> None:
+        """The whole desired MemberSlice, applied: spec keys left out (the last import or
+        export of a slice) are removed. Creates it, and the member's hub namespace when
+        that is missing (a member joined before its namespace was made, or it was deleted)."""
+        try:
+            live = self.kube.apply(obj, r.MEMBERSLICES)
+        except NotFound:
+            ns = obj["metadata"]["namespace"]
+            self.kube.create(r.NAMESPACES, {"metadata": {
+                "name": ns, "labels": {"app.kubernetes.io/managed-by": "wgslice"}}})
+            live = self.kube.apply(obj, r.MEMBERSLICES)
+        want = obj.get("spec") or {}
+        repair = merge_patch_to(live.get("spec") or {}, want)
+        if repair:
+            # What apply cannot remove: spec fields another field manager also owns (a
+            # MemberSlice written by a hub controller before it used apply). The hub is the
+            # only writer of MemberSlice.spec, so whatever differs is stale.
+            self.kube.patch(r.MEMBERSLICES, obj["metadata"]["name"], {"spec": repair},
+                            obj["metadata"]["namespace"])
+
+    def _apply_status(self, res: Resource[Any], name: str, status: Mapping[str, Any]) -> None:
+        """The whole desired status of a Slice or OverlayPool (the hub is its only writer),
+        applied: keys and conditions the hub stops writing are removed."""
+        live = self.kube.apply_status(_named(res, name, status=status), res)
+        repair = merge_patch_to(live.get("status") or {}, status)
+        if repair:
+            # Apply removes only what this manager alone owns; a status written before the
+            # hub used apply (a merge patch, an Update under another manager) keeps those
+            # keys until a merge patch removes them. Checked against a real API server:
+            # tests/hub/test_hubapi_lab.py.
+            self.kube.patch(res, name, {"status": repair}, subresource="status")
+
+    def _event(self, obj: b.Slice, type_: str, reason: str, message: str) -> None:
+        meta = obj.get("metadata") or {}
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event: b.Event = {
+            "metadata": {"generateName": f"{meta.get('name', 'slice')}.",
+                         "namespace": EVENTS_NAMESPACE},
+            "involvedObject": {
+                "apiVersion": r.SLICES.api_version, "kind": r.SLICES.kind,
+                "name": meta.get("name", ""), "uid": meta.get("uid", ""),
+                "resourceVersion": meta.get("resourceVersion", ""),
             },
-        )
-
-    def _apply_member_slice(self, obj: dict[str, Any]) -> None:
-        ns, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
-        try:
-            self.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ns,
-                "memberslices",
-                name,
-                {
-                    "metadata": {"labels": obj["metadata"]["labels"]},
-                    # a merge patch keeps keys it does not name: the last import or export
-                    # condition of a slice must be removed explicitly
-                    "spec": {**{k: None for k in MCS_SPEC_KEYS}, **obj["spec"]},
-                },
-            )
-            return
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        try:
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "memberslices", obj)
-        except ApiException as exc:
-            if exc.status != 404:  # the member's hub namespace is missing: make it
-                raise
-            self.core.create_namespace(
-                client.V1Namespace(
-                    metadata=client.V1ObjectMeta(
-                        name=ns, labels={"app.kubernetes.io/managed-by": "wgslice"}
-                    )
-                )
-            )
-            self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "memberslices", obj)
-
-    def _delete_member_slice(self, ns: str, name: str) -> None:
-        try:
-            self.custom.delete_namespaced_custom_object(GROUP, VERSION, ns, "memberslices", name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-
-    def _event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        meta = obj.get("metadata", {})
-        now = _now()
-        self.core.create_namespaced_event(
-            EVENTS_NAMESPACE,
-            client.CoreV1Event(
-                metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name', 'slice')}."),
-                involved_object=client.V1ObjectReference(
-                    api_version=f"{GROUP}/{VERSION}",
-                    kind="Slice",
-                    name=meta.get("name"),
-                    uid=meta.get("uid"),
-                    resource_version=meta.get("resourceVersion"),
-                ),
-                reason=reason,
-                message=message[:1024],
-                type=type_,
-                first_timestamp=now,
-                last_timestamp=now,
-                count=1,
-                source=client.V1EventSource(component=self.component),
-                reporting_component=self.component,
-            ),
-        )
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+        }
+        self.kube.create(r.EVENTS, event)
 
 
-def _now() -> Any:
-    import datetime
+def merge_patch_to(have: Mapping[str, Any], want: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns `have` into `want`: {} when equal. Keys
+    only in `have` become None; objects recurse; anything else (lists included) is replaced."""
+    patch: dict[str, Any] = {k: None for k in have if k not in want}
+    for k, v in want.items():
+        old = have.get(k)
+        if isinstance(v, Mapping) and isinstance(old, Mapping):
+            sub = merge_patch_to(old, v)
+            if sub:
+                patch[k] = sub
+        elif k not in have or old != v:
+            patch[k] = v
+    return patch
 
-    return datetime.datetime.now(datetime.UTC)
+
+def _named(res: Resource[Any], name: str, **fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A minimal apply body for the cluster-scoped object `name` of `res`."""
+    return {"apiVersion": res.api_version, "kind": res.kind, "metadata": {"name": name},
+            **fields}
 
 
-def _reason(exc: ApiException) -> str:
-    import json
-
-    try:
-        return str(json.loads(exc.body).get("message"))
-    except (TypeError, ValueError, AttributeError):
-        return str(exc.reason)
+def _slice(obj: Mapping[str, Any]) -> b.Slice:
+    """A snapshot's Slice (a plain dict: the pure core's type) as the body it is."""
+    meta: b.ObjectMeta = obj["metadata"]  # every object the API lists has one
+    return {"metadata": meta}

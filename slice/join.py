@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from wgslice.errors import UserError
+from wgslice.kube import Kube, KubeError
+from wgslice.kube import bodies as b
+from wgslice.kube import resources as r
 from wgslice.slice import charts
 from wgslice.slice.discovery import Discovered, discover
 from wgslice.slice.kubeapply import apply_all
@@ -26,41 +27,30 @@ from wgslice.slice.status import member_namespace
 SYSTEM_NAMESPACE = "wgslice-system"
 HUB_CREDENTIALS = "wgslice-hub-credentials"
 TOKEN_SECONDS = 10 * 365 * 24 * 3600  # rotate by re-running join
+T = TypeVar("T")
 
 
 def install_hub(
-    hub: client.ApiClient, values: dict[str, Any] | None = None, namespace: str = SYSTEM_NAMESPACE
+    hub: Kube, values: dict[str, Any] | None = None, namespace: str = SYSTEM_NAMESPACE
 ) -> list[str]:
     objs = charts.render(charts.HUB, values or {}, "wgslice-hub", namespace, create_namespace=True)
     return apply_all(hub, objs)
 
 
-def detect(member: client.ApiClient) -> Discovered:
+def detect(member: Kube) -> Discovered:
     """Reads what the member's API lets us read; unreadable sources are simply skipped."""
-    core = client.CoreV1Api(member)
-    api = client.ApiClient.sanitize_for_serialization
-
-    def safe(fn: Callable[[], Any], default: Any) -> Any:
+    def safe(fn: Callable[[], T], default: T) -> T:
         try:
             return fn()
-        except (ApiException, ValueError):
+        except KubeError:
             return default
 
-    pods = safe(lambda: core.list_namespaced_pod("kube-system").items, [])
-    proxy = safe(lambda: core.read_namespaced_config_map("kube-proxy", "kube-system").data, {})
-    nodes = safe(lambda: core.list_node().items, [])
-    service_cidrs = safe(
-        lambda: client.CustomObjectsApi(member).list_cluster_custom_object(
-            "networking.k8s.io", "v1", "servicecidrs"
-        )["items"],
-        [],
-    )
-    return discover(
-        [api(member, p) for p in pods],
-        (proxy or {}).get("config.conf"),
-        service_cidrs,
-        [api(member, n) for n in nodes],
-    )
+    none: list[b.Object] = []
+    pods: list[b.Pod] = safe(lambda: member.list(r.PODS, "kube-system"), [])
+    proxy = safe(lambda: member.get(r.CONFIGMAPS, "kube-proxy", "kube-system").get("data"), None)
+    nodes: list[b.Node] = safe(lambda: member.list(r.NODES), [])
+    service_cidrs = safe(lambda: member.list(r.SERVICECIDRS), none)
+    return discover(pods, (proxy or {}).get("config.conf"), service_cidrs, nodes)
 
 
 @dataclass
@@ -77,8 +67,8 @@ class JoinRequest:
 
 def join(
     req: JoinRequest,
-    hub: client.ApiClient,
-    member: client.ApiClient,
+    hub: Kube,
+    member: Kube,
     say: Callable[[str], None] = lambda _: None,
 ) -> list[str]:
     found = detect(member)
@@ -137,14 +127,18 @@ def join(
     ]
 
 
-def mint_token(hub: client.ApiClient, namespace: str, service_account: str) -> str:
-    req = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=TOKEN_SECONDS)
+def mint_token(hub: Kube, namespace: str, service_account: str) -> str:
+    reply = hub.create_subresource(
+        r.SERVICEACCOUNTS, service_account, "token",
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+         "spec": {"audiences": [], "expirationSeconds": TOKEN_SECONDS}},
+        namespace,
     )
-    reply = client.CoreV1Api(hub).create_namespaced_service_account_token(
-        service_account, namespace, req
-    )
-    return str(reply.status.token)
+    token = (reply.get("status") or {}).get("token")
+    if not isinstance(token, str) or not token:
+        raise UserError(f"the hub minted no token for ServiceAccount {namespace}/"
+                        f"{service_account}")
+    return token
 
 
 def hub_kubeconfig(server: str, ca: bytes | None, token: str, member: str) -> str:

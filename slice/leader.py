@@ -16,15 +16,16 @@ import datetime
 import logging
 from dataclasses import dataclass
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from wgslice.kube import Kube, KubeError, NotFound
+from wgslice.kube import bodies as b
+from wgslice.kube import resources as r
 
 log = logging.getLogger("wgslice.leader")
 
 
 @dataclass
 class LeaderElector:
-    api: client.CoordinationV1Api
+    kube: Kube
     namespace: str
     name: str
     identity: str
@@ -34,44 +35,47 @@ class LeaderElector:
     def try_acquire_or_renew(self) -> bool:
         """One election round (blocking; call from a thread). Returns leadership now."""
         now = datetime.datetime.now(datetime.UTC)
+        stamp = _micro_time(now)
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                return self._set(False, f"cannot read lease: {exc.status}")
-            body = client.V1Lease(
-                metadata=client.V1ObjectMeta(name=self.name, namespace=self.namespace),
-                spec=client.V1LeaseSpec(
-                    holder_identity=self.identity,
-                    lease_duration_seconds=self.lease_seconds,
-                    acquire_time=now,
-                    renew_time=now,
-                    lease_transitions=0,
-                ),
-            )
+            lease = self.kube.get(r.LEASES, self.name, self.namespace)
+        except NotFound:
+            body: b.Lease = {
+                "metadata": {"name": self.name, "namespace": self.namespace},
+                "spec": {
+                    "holderIdentity": self.identity,
+                    "leaseDurationSeconds": self.lease_seconds,
+                    "acquireTime": stamp,
+                    "renewTime": stamp,
+                    "leaseTransitions": 0,
+                },
+            }
             try:
-                self.api.create_namespaced_lease(self.namespace, body)
+                self.kube.create(r.LEASES, body)
                 return self._set(True, "created the lease")
-            except ApiException as exc2:
-                return self._set(False, f"lost the race to create the lease: {exc2.status}")
-        spec = lease.spec or client.V1LeaseSpec()
-        holder = spec.holder_identity
-        renewed = spec.renew_time
-        duration = spec.lease_duration_seconds or self.lease_seconds
+            except KubeError as exc:
+                return self._set(False, f"lost the race to create the lease: {exc}")
+        except KubeError as exc:
+            return self._set(False, f"cannot read lease: {exc}")
+        spec = lease.get("spec") or {}
+        holder = spec.get("holderIdentity")
+        renewed = _parse(spec.get("renewTime"))
+        duration = spec.get("leaseDurationSeconds") or self.lease_seconds
         expired = renewed is None or (now - renewed).total_seconds() > duration
         if holder != self.identity and not expired:
             return self._set(False, f"held by {holder}")
         if holder != self.identity:
-            spec.acquire_time = now
-            spec.lease_transitions = (spec.lease_transitions or 0) + 1
-        spec.holder_identity = self.identity
-        spec.renew_time = now
-        spec.lease_duration_seconds = self.lease_seconds
-        lease.spec = spec
+            spec["acquireTime"] = stamp
+            spec["leaseTransitions"] = (spec.get("leaseTransitions") or 0) + 1
+        spec["holderIdentity"] = self.identity
+        spec["renewTime"] = stamp
+        spec["leaseDurationSeconds"] = self.lease_seconds
+        lease["spec"] = spec
         try:
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
-        except ApiException as exc:
-            return self._set(False, f"lease write refused: {exc.status}")
+            # PUT with the resourceVersion read: a racing candidate's write makes this a
+            # Conflict, so two candidates never both win an expired Lease
+            self.kube.replace(r.LEASES, lease)
+        except KubeError as exc:
+            return self._set(False, f"lease write refused: {exc}")
         return self._set(True, "renewed" if holder == self.identity else f"took over from {holder}")
 
     def _set(self, leader: bool, why: str) -> bool:
@@ -85,3 +89,17 @@ class LeaderElector:
             )
         self.is_leader = leader
         return leader
+
+
+def _micro_time(t: datetime.datetime) -> str:
+    """A Lease's MicroTime: RFC 3339 with microseconds, as client-go writes it."""
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse(text: str | None) -> datetime.datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None

@@ -19,6 +19,7 @@ from typing import Any
 from wgslice.errors import UserError
 
 ENV_TOKEN = "WGSLICE_DASHBOARD_TOKEN"
+FIELD_MANAGER = "wgslice-dashboard"  # it writes nothing; named for the request log
 
 
 def resolve_token(args: argparse.Namespace) -> tuple[str | None, bool]:
@@ -53,18 +54,24 @@ def serve_source(source: Any, token: str | None, insecure: bool, host: str, port
 
 
 def run(args: argparse.Namespace) -> int:
+    from wgslice.kube import Kube
+    from wgslice.slice.access import DASHBOARD
     from wgslice.slice.dashboard.source import Poller
-    from wgslice.slice.inspect.hub import api_client, read_snapshot
+    from wgslice.slice.inspect.hub import TIMEOUT, api_client, read_snapshot
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     token, generated = resolve_token(args)
+    # Read-only, declared: a call beyond DASHBOARD fails before it is sent, in the chart's
+    # pod (its ServiceAccount) and on a laptop (the user's credentials) alike.
     if args.in_cluster:
         from kubernetes import client, config
 
         config.load_incluster_config()
-        hub = client.ApiClient()
+        hub = Kube(client.ApiClient(), field_manager=FIELD_MANAGER, access=DASHBOARD,
+                   timeout=TIMEOUT)
     else:
-        hub = api_client(args.kubeconfig, args.context)
+        hub = api_client(args.kubeconfig, args.context, access=DASHBOARD,
+                         field_manager=FIELD_MANAGER)
     source = Poller(lambda: read_snapshot(hub), args.interval)
     host = "localhost" if args.listen in ("127.0.0.1", "::1") else args.listen
     url = f"http://{host}:{args.port}/"

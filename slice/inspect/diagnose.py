@@ -21,6 +21,8 @@ from typing import Any
 import yaml
 
 from wgslice.errors import UserError
+from wgslice.kube import KubeError
+from wgslice.kube import resources as r
 from wgslice.slice.inspect import checks as c
 from wgslice.slice.inspect.hub import api_client, read_snapshot
 
@@ -93,28 +95,24 @@ def gather_member(kubeconfig: str | None, context: str | None, sname: str, membe
                   node_netns: NodeNetns | None, node_note: str) -> c.MemberFacts:
     if not context:
         return c.MemberFacts(reachable=None)
-    from kubernetes import client as k8s
-
     try:
-        core = k8s.CoreV1Api(api_client(kubeconfig, context))
-        pods = core.list_namespaced_pod(SYSTEM_NAMESPACE,
-                                        label_selector=f"wgslice.io/slice={sname}",
-                                        _request_timeout=10).items
-        cms = {cm.metadata.name: cm.data or {} for cm in core.list_namespaced_config_map(
-            SYSTEM_NAMESPACE, _request_timeout=10).items}
+        kube = api_client(kubeconfig, context)
+        pods = kube.list(r.PODS, SYSTEM_NAMESPACE, label_selector=f"wgslice.io/slice={sname}")
+        cms = {cm["metadata"]["name"]: cm.get("data") or {}
+               for cm in kube.list(r.CONFIGMAPS, SYSTEM_NAMESPACE)}
     except UserError as exc:
         return c.MemberFacts(reachable=False, error=str(exc))
-    except Exception as exc:
+    except KubeError as exc:
         return c.MemberFacts(reachable=False, error=f"{type(exc).__name__}: {str(exc)[:200]}")
     facts = c.MemberFacts(reachable=True, node_note=node_note)
     for p in pods:
-        labels = p.metadata.labels or {}
-        if labels.get("app.kubernetes.io/name") != "wgslice-gateway":
+        meta, status = p.get("metadata") or {}, p.get("status") or {}
+        if (meta.get("labels") or {}).get("app.kubernetes.io/name") != "wgslice-gateway":
             continue
-        ready = any(x.type == "Ready" and x.status == "True"
-                    for x in (p.status.conditions or []))
-        facts.gateway_pods.append({"name": p.metadata.name, "phase": p.status.phase,
-                                   "ready": ready and not p.metadata.deletion_timestamp})
+        ready = any(x.get("type") == "Ready" and x.get("status") == "True"
+                    for x in status.get("conditions") or [])
+        facts.gateway_pods.append({"name": meta.get("name", ""), "phase": status.get("phase"),
+                                   "ready": ready and not meta.get("deletionTimestamp")})
     gw = cms.get(f"wgslice-gw-{sname}", {}).get("config.yaml")
     if gw:
         cfg = yaml.safe_load(gw) or {}

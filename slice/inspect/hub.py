@@ -1,69 +1,61 @@
-"""Reading the hub: one `Snapshot` per call, through the official client (a thin adapter).
+"""Reading the hub: one `Snapshot` per call, through `wgslice.kube.Kube`.
 
-Only wgslice objects and Events are read; never a Secret.
+Only wgslice objects and Events are read (list: `slice.access.DASHBOARD` declares it for
+the dashboard); never a Secret. The CLI reads with the user's own credentials.
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from wgslice.errors import UserError
+from wgslice.kube import Access, Kube, KubeError
+from wgslice.kube import bodies as b
+from wgslice.kube import resources as r
 from wgslice.slice.dashboard.hubview import Snapshot
 
-GROUP, VERSION = "wgslice.io", "v1alpha1"
 EVENTS_NAMESPACE = "default"
+FIELD_MANAGER = "wgslice"  # the CLI's (it writes only in `verify`, its probe objects)
+TIMEOUT = 10.0
 
 
-def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
-    """A client for the hub context (default: the kubeconfig's current context)."""
+def api_client(kubeconfig: str | None = None, context: str | None = None, *,
+               access: Access | None = None, field_manager: str = FIELD_MANAGER) -> Kube:
+    """A `Kube` for the hub context (default: the kubeconfig's current context), with the
+    user's credentials; `access` narrows it (the dashboard's declared reads)."""
     from kubernetes import config
 
     try:
-        return config.new_client_from_config(config_file=kubeconfig, context=context)
+        api = config.new_client_from_config(
+            config_file=kubeconfig, context=context)
     except Exception as exc:  # ConfigException, FileNotFoundError, ...
         where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
         raise UserError(f"cannot use kubeconfig {where} (context {context or 'current'}): "
                         f"{exc}; pass --kubeconfig/--context") from None
+    return Kube(api, field_manager=field_manager, access=access, timeout=TIMEOUT)
 
 
 def contexts(kubeconfig: str | None = None) -> tuple[list[str], str | None]:
     from kubernetes import config
 
     try:
-        all_, current = config.list_kube_config_contexts(config_file=kubeconfig)
+        all_, current = config.list_kube_config_contexts(
+            config_file=kubeconfig)
     except Exception:
         return [], None
-    return [c["name"] for c in all_], (current or {}).get("name")
+    return [str(c["name"]) for c in all_], (current or {}).get("name")
 
 
-def _list_custom(client: Any, plural: str) -> list[dict[str, Any]]:
-    from kubernetes import client as k8s
-
-    resp = k8s.CustomObjectsApi(client).list_cluster_custom_object(
-        GROUP, VERSION, plural, _request_timeout=10)
-    return list(resp.get("items") or [])
-
-
-def _list_events(client: Any) -> list[dict[str, Any]]:
-    from kubernetes import client as k8s
-
-    resp = k8s.CoreV1Api(client).list_namespaced_event(
-        EVENTS_NAMESPACE, _preload_content=False, _request_timeout=10)
-    return list(json.loads(resp.data).get("items") or [])
-
-
-def read_snapshot(client: Any, events: bool = True) -> Snapshot:
+def read_snapshot(kube: Kube, events: bool = True) -> Snapshot:
     """Lists Slices, MemberClusters, OverlayPools, MemberSlices and Slice Events."""
-    items = {p: _list_custom(client, p)
-             for p in ("slices", "memberclusters", "overlaypools", "memberslices")}
-    evs: list[dict[str, Any]] = []
+    evs: list[b.Event] = []
     if events:
         try:
-            evs = [e for e in _list_events(client)
+            evs = [e for e in kube.list(r.EVENTS, EVENTS_NAMESPACE)
                    if (e.get("involvedObject") or {}).get("kind") == "Slice"]
-        except Exception:  # events are a nicety: no RBAC for them must not break the page
+        except KubeError:  # events are a nicety: no RBAC for them must not break the page
             evs = []
-    return Snapshot(slices=items["slices"], members=items["memberclusters"],
-                    pools=items["overlaypools"], member_slices=items["memberslices"],
+    slices = kube.list(r.SLICES)
+    members = kube.list(r.MEMBERCLUSTERS)
+    pools = kube.list(r.OVERLAYPOOLS)
+    member_slices = kube.list(r.MEMBERSLICES)
+    return Snapshot(slices=slices, members=members, pools=pools, member_slices=member_slices,
                     events=evs)

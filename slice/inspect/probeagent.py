@@ -17,7 +17,16 @@ import threading
 import time
 from typing import Any
 
+from wgslice.kube import Access, Rule
+from wgslice.kube import resources as r
+
 PORT = 51999
+FIELD_MANAGER = "wgslice-verify"
+#: What the probe pod calls: its one ConfigMap. `verify` derives the pod's Role from it
+#: (verify.objects), narrowed to that one name.
+ACCESS = Access.of("wgslice-verify-<run>", "(made by wgslice verify)", [
+    Rule(r.CONFIGMAPS, ("get", "patch")),
+], why="reads the addresses verify writes, reports its results")
 ATTEMPTS = 8
 log = logging.getLogger("wgslice.verify")
 
@@ -77,11 +86,11 @@ def _bindable(address: str) -> bool:
 
 
 def main(configmap: str, member: str, timeout: float = 60.0) -> int:
-    from kubernetes import client, config
+    from wgslice.kube import Kube, KubeError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    config.load_incluster_config()
-    core = client.CoreV1Api()
+    # the pod's ServiceAccount: get/patch on its one ConfigMap (verify.py's Role)
+    kube = Kube.connect(field_manager=FIELD_MANAGER, access=ACCESS)
     ns = os.environ.get("POD_NAMESPACE", "")
     if not ns:
         with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace") as fh:
@@ -93,12 +102,12 @@ def main(configmap: str, member: str, timeout: float = 60.0) -> int:
     announced = False
     while time.monotonic() < deadline:
         try:
-            data = core.read_namespaced_config_map(configmap, ns).data or {}
-        except Exception as exc:
+            data = kube.get(r.CONFIGMAPS, configmap, ns).get("data") or {}
+        except KubeError as exc:
             log.info("waiting for ConfigMap %s: %s", configmap, exc)
         if data.get("self") and not announced and _bindable(data["self"]):
             # our slice address is on slice0: tell verify, which waits for every pod
-            core.patch_namespaced_config_map(configmap, ns, {"data": {"ready": "true"}})
+            kube.patch(r.CONFIGMAPS, configmap, {"data": {"ready": "true"}}, ns)
             announced = True
         if announced and data.get("targets"):
             break
@@ -109,7 +118,7 @@ def main(configmap: str, member: str, timeout: float = 60.0) -> int:
     me, targets = data["self"], json.loads(data["targets"])
     log.info("%s at %s probing %s", member, me, targets)
     results = {m: probe(me, addr) for m, addr in sorted(targets.items())}
-    core.patch_namespaced_config_map(configmap, ns, {"data": {"result": json.dumps(results)}})
+    kube.patch(r.CONFIGMAPS, configmap, {"data": {"result": json.dumps(results)}}, ns)
     log.info("results: %s", results)
     while time.monotonic() < deadline + 60:  # keep answering the others until deleted
         time.sleep(1)

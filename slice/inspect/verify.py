@@ -14,9 +14,12 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from wgslice.errors import UserError
+from wgslice.kube import Kube, KubeError
+from wgslice.kube import resources as r
+from wgslice.kube.resources import Resource
 from wgslice.slice.inspect.hub import api_client, read_snapshot
 
 ADDRESS_ANNOTATION = "wgslice.io/slice-address"
@@ -39,8 +42,7 @@ def objects(run_id: str, member: str, namespace: str, image: str, timeout: float
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
-         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name],
-                    "verbs": ["get", "patch"]}]},
+         "rules": probe_rules(name)},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
          "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]},
@@ -58,6 +60,17 @@ def objects(run_id: str, member: str, namespace: str, image: str, timeout: float
     ]
 
 
+def probe_rules(name: str) -> list[dict[str, Any]]:
+    """The probe pod's Role rules: what probeagent.ACCESS declares, on its one object."""
+    from wgslice.slice.inspect.probeagent import ACCESS
+
+    rules: dict[tuple[str, str], list[str]] = {}
+    for group, resource, verb in sorted(ACCESS.grants):
+        rules.setdefault((group, resource), []).append(verb)
+    return [{"apiGroups": [g], "resources": [res], "resourceNames": [name], "verbs": verbs}
+            for (g, res), verbs in rules.items()]
+
+
 def matrix(slice_name: str, members: list[str], addresses: Mapping[str, str],
            results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The document `verify -o json` prints (pure)."""
@@ -70,55 +83,41 @@ def matrix(slice_name: str, members: list[str], addresses: Mapping[str, str],
 
 
 class _Member:
-    def __init__(self, name: str, client: Any, namespace: str, run_id: str) -> None:
-        from kubernetes import client as k8s
+    """One member's probe objects, through the user's own credentials (field manager
+    ``wgslice``): created, read and patched one by one, deleted on the way out."""
 
+    KINDS: ClassVar[dict[str, Resource[Any]]] = {
+        "ServiceAccount": r.SERVICEACCOUNTS, "Role": r.ROLES, "RoleBinding": r.ROLEBINDINGS,
+        "ConfigMap": r.CONFIGMAPS, "Pod": r.PODS,
+    }
+
+    def __init__(self, name: str, kube: Kube, namespace: str, run_id: str) -> None:
         self.name, self.ns, self.obj = name, namespace, f"wgslice-verify-{run_id}"
-        self.core, self.rbac = k8s.CoreV1Api(client), k8s.RbacAuthorizationV1Api(client)
-        self.client = client
+        self.kube = kube
 
     def create(self, objs: list[dict[str, Any]]) -> None:
-        from kubernetes.client.rest import ApiException
-
         try:
-            self.core.read_namespace(self.ns)
-        except ApiException as exc:
-            raise UserError(f"{self.name}: namespace {self.ns} missing: {exc.reason}; is the "
-                            "slice attached there?") from None
+            self.kube.get(r.NAMESPACES, self.ns)
+        except KubeError as exc:
+            raise UserError(f"{self.name}: namespace {self.ns} missing: {exc.message}; is "
+                            "the slice attached there?") from None
         for o in objs:
-            kind = o["kind"]
-            if kind == "ServiceAccount":
-                self.core.create_namespaced_service_account(self.ns, o)
-            elif kind == "Role":
-                self.rbac.create_namespaced_role(self.ns, o)
-            elif kind == "RoleBinding":
-                self.rbac.create_namespaced_role_binding(self.ns, o)
-            elif kind == "ConfigMap":
-                self.core.create_namespaced_config_map(self.ns, o)
-            elif kind == "Pod":
-                self.core.create_namespaced_pod(self.ns, o)
+            self.kube.create(self.KINDS[o["kind"]], o)
 
     def address(self) -> str:
-        pod = self.core.read_namespaced_pod(self.obj, self.ns)
-        return (pod.metadata.annotations or {}).get(ADDRESS_ANNOTATION, "")
+        pod = self.kube.get(r.PODS, self.obj, self.ns)
+        return (pod.get("metadata", {}).get("annotations") or {}).get(ADDRESS_ANNOTATION, "")
 
     def data(self) -> dict[str, str]:
-        return self.core.read_namespaced_config_map(self.obj, self.ns).data or {}
+        return self.kube.get(r.CONFIGMAPS, self.obj, self.ns).get("data") or {}
 
     def patch(self, data: dict[str, str]) -> None:
-        self.core.patch_namespaced_config_map(self.obj, self.ns, {"data": data})
+        self.kube.patch(r.CONFIGMAPS, self.obj, {"data": data}, self.ns)
 
     def cleanup(self) -> None:
-        from kubernetes.client.rest import ApiException
-
-        for fn in (lambda: self.core.delete_namespaced_pod(self.obj, self.ns,
-                                                           grace_period_seconds=0),
-                   lambda: self.core.delete_namespaced_config_map(self.obj, self.ns),
-                   lambda: self.rbac.delete_namespaced_role_binding(self.obj, self.ns),
-                   lambda: self.rbac.delete_namespaced_role(self.obj, self.ns),
-                   lambda: self.core.delete_namespaced_service_account(self.obj, self.ns)):
-            with contextlib.suppress(ApiException, OSError):
-                fn()
+        for res in (r.PODS, r.CONFIGMAPS, r.ROLEBINDINGS, r.ROLES, r.SERVICEACCOUNTS):
+            with contextlib.suppress(KubeError, OSError):
+                self.kube.delete(res, self.obj, self.ns)
 
 
 def _wait(what: str, fn: Callable[[], bool], deadline: float) -> None:

@@ -11,28 +11,31 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
+from wgslice.kube import Kube
 from wgslice.lab.standalone import ControlPlane
 from wgslice.slice import charts, kubeapply
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, control_plane: Callable[..., ControlPlane]
-            ) -> Iterator[k8s.ApiClient]:
+def kube(tmp_path: Path, control_plane: Callable[..., ControlPlane]) -> Iterator[Kube]:
     st = control_plane("charts")
-    c = k8s_config.new_client_from_config(
-        config_file=str(st.write_kubeconfig(tmp_path / "kubeconfig")))
-    yield c
-    c.close()
+    k = kubeapply.connect(str(st.write_kubeconfig(tmp_path / "kubeconfig")))
+    yield k
+    k.api.close()
 
 
-def test_hub_and_member_side_apply_to_the_lab_hub(cluster: k8s.ApiClient) -> None:
+@pytest.fixture
+def cluster(kube: Kube) -> k8s.ApiClient:
+    return kube.api
+
+
+def test_hub_and_member_side_apply_to_the_lab_hub(kube: Kube, cluster: k8s.ApiClient) -> None:
     objs = charts.render(charts.HUB, {}, "wgslice-hub", "wgslice-system", create_namespace=True)
     objs += charts.render(charts.HUB_MEMBER,
                           {"member": "east", "memberCluster": {"podCIDRs": ["10.244.0.0/16"]}},
                           "wgslice-member-east", "wgslice-system")
-    done = kubeapply.apply_all(cluster, objs)
+    done = kubeapply.apply_all(kube, objs)
     assert len(done) == len(objs)
     co = k8s.CustomObjectsApi(cluster)
     pool = co.get_cluster_custom_object("wgslice.io", "v1alpha1", "overlaypools", "default")
@@ -46,13 +49,13 @@ def test_hub_and_member_side_apply_to_the_lab_hub(cluster: k8s.ApiClient) -> Non
                                                                     "wgslice-member-east")
     assert role.rules[0].resources == ["memberslices"]
     # applying the same render again is a no-op upgrade, not an error
-    assert kubeapply.apply_all(cluster, objs) == done
+    assert kubeapply.apply_all(kube, objs) == done
 
 
-def test_member_chart_applies_to_the_lab_member(cluster: k8s.ApiClient) -> None:
+def test_member_chart_applies_to_the_lab_member(kube: Kube, cluster: k8s.ApiClient) -> None:
     objs = charts.render(charts.MEMBER, {"member": "east"}, "wgslice-member", "wgslice-system",
                          create_namespace=True)
-    kubeapply.apply_all(cluster, objs)
+    kubeapply.apply_all(kube, objs)
     ds = k8s.AppsV1Api(cluster).read_namespaced_daemon_set("wgslice-node-agent", "wgslice-system")
     assert ds.spec.template.spec.host_network is True
     ns = k8s.CoreV1Api(cluster).read_namespace("wgslice-system")

@@ -55,12 +55,12 @@ def test_hub_controller(rendered: dict[str, list[dict[str, Any]]]) -> None:
     expected = (
         expand("wgslice.io", ["memberclusters", "overlaypools", "slices", "memberslices"],
                ["get", "list", "watch"])
-        | expand("wgslice.io", ["slices"], ["patch", "update"])
-        | expand("wgslice.io", ["slices/status", "overlaypools/status"], ["get", "patch", "update"])
+        | expand("wgslice.io", ["slices"], ["patch"])
+        | expand("wgslice.io", ["slices/status", "overlaypools/status", "memberclusters/status"],
+                 ["patch"])
         | expand("wgslice.io", ["memberslices"], ["create", "patch", "delete"])
         | expand("", ["namespaces"], ["create"])
-        | expand("", ["events"], ["create", "patch"])
-        | expand("events.k8s.io", ["events"], ["create", "patch"])
+        | expand("", ["events"], ["create"])
         | expand("apiextensions.k8s.io", ["customresourcedefinitions"], ["get", "list", "watch"])
     )
     assert cluster == expected

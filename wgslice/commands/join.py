@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wgslice.kube import Kube
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,10 +91,11 @@ def _values(pairs: list[str]) -> dict[str, object]:
     return out
 
 
-def _client(kubeconfig: str | None, context: str | None):
-    from kubernetes import config
+def _client(kubeconfig: str | None, context: str | None) -> Kube:
+    """The user's own credentials for `context`, field manager ``wgslice``."""
+    from wgslice.slice.kubeapply import connect
 
-    return config.new_client_from_config(config_file=kubeconfig, context=context)
+    return connect(kubeconfig, context)
 
 
 def run_install(args: argparse.Namespace) -> int:
@@ -108,7 +113,7 @@ def run_join(args: argparse.Namespace) -> int:
 
     hub = _client(args.kubeconfig, args.hub_context)
     member = _client(args.kubeconfig, args.member_context)
-    conf = hub.configuration
+    conf = hub.api.configuration
     ca = Path(conf.ssl_ca_cert).read_bytes() if conf.ssl_ca_cert else None
     req = JoinRequest(
         name=args.name,
