@@ -53,24 +53,25 @@ MEMBER_AGENT_HUB = Access.of("member-{member}", "wgslice-hub-member", [
        "heartbeat")
 
 #: The member agent in its own cluster (chart wgslice-member); slice/member/executor.py and
-#: services.py. Objects are written by server-side apply, which needs `patch` only (it
-#: creates what is missing): no create or update, but the gateway key Secret, made once
-#: and never overwritten.
+#: services.py. Objects are written by server-side apply: `patch`, and `create` where the
+#: apply may create the object (the API server authorizes an apply of a missing object as a
+#: create; tests/member/test_member_agent_rbac_lab.py). Never `update`, never `get` or
+#: `watch` where a list does; the gateway key Secret is created, never overwritten.
 MEMBER_AGENT = Access.of("wgslice-member-agent", "wgslice-member", [
-    Rule(r.NAMESPACES, ("list", "patch")),  # label (apply; creates a missing one), unlabel
+    Rule(r.NAMESPACES, ("list", "create", "patch")),  # label (apply, creates a missing one)
     Rule(r.PODS, ("list", "watch", "patch")),  # slice-address annotations
     Rule(r.NODES, ("list",)),
-    Rule(r.NETWORKPOLICIES, ("list", "patch", "delete")),  # isolation
-    Rule(r.CONFIGMAPS, ("list", "patch", "delete")),  # slice/gateway configs, DNS stub zone
+    Rule(r.NETWORKPOLICIES, ("list", "create", "patch", "delete")),  # isolation
+    Rule(r.CONFIGMAPS, ("list", "create", "patch", "delete")),  # slice/gateway configs, DNS
     Rule(r.SECRETS, ("list", "create", "delete")),  # gateway key pairs
-    Rule(r.DEPLOYMENTS, ("list", "patch", "delete")),  # gateways
+    Rule(r.DEPLOYMENTS, ("list", "create", "patch", "delete")),  # gateways
     # Multi-Cluster Services (services.py)
     Rule(r.SERVICEEXPORTS, ("get", "list", "watch")),
     Rule(r.SERVICEEXPORTS, ("patch",), "status"),
-    Rule(r.SERVICEIMPORTS, ("list", "patch", "delete")),
+    Rule(r.SERVICEIMPORTS, ("list", "create", "patch", "delete")),
     Rule(r.SERVICEIMPORTS, ("patch",), "status"),
     Rule(r.SERVICES, ("get",)),
-    Rule(r.ENDPOINTSLICES, ("list", "watch", "patch", "delete")),
+    Rule(r.ENDPOINTSLICES, ("list", "watch", "create", "patch", "delete")),
 ], why="keeps each slice's gateway, config, isolation and services in its cluster")
 
 NODE_AGENT = Access.of("wgslice-node-agent", "wgslice-member", [
