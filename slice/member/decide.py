@@ -264,8 +264,8 @@ def _release_namespaces(snap: MemberSnapshot, plan: MemberPlan, policies: set[st
 def _reports(snap: MemberSnapshot, plan: MemberPlan, specs: Mapping[str, Obj],
              refused: Mapping[str, str], pods: Sequence[Pod], out: MemberActions) -> None:
     attached: dict[str, int] = {}
-    for pod in pods:
-        if pod.running and (pod.namespace, pod.name) not in plan.annotate and pod.address:
+    for pod in pods:  # with the address it has once this round's annotations are written
+        if pod.running and plan.annotate.get((pod.namespace, pod.name), pod.address):
             attached[pod.namespace] = attached.get(pod.namespace, 0) + 1
     out.services = plan_services(snap.member, plan, specs, pods, snap.gateways, snap.exports,
                                  snap.services, snap.endpoint_slices)
