@@ -160,7 +160,9 @@ class MemberAgent:
         gateways = {s: fetch_status(ip, port) for s, (ip, port) in status_targets(snap).items()}
         try:
             exports: list[dict[str, Any]] | None = self.services.list_exports()
-            services, slices = self.services.read_exported(exports or [])
+            wanted = {ns for m in hub for ns in (m.get("spec") or {}).get("namespaces") or []}
+            services, slices = self.services.read_exported(
+                e for e in exports or [] if e.get("metadata", {}).get("namespace") in wanted)
         except KubeError as exc:
             log.warning("multi-cluster services: %s", exc)
             exports, services, slices = None, {}, {}
