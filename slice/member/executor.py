@@ -313,7 +313,7 @@ def _watch(what: str, stream: Callable[[], Iterator[Any]], wake: threading.Event
                 wake.set()
                 if stop.is_set():
                     return
-        except (KubeError, OSError) as exc:
+        except Exception as exc:  # KubeError, or the transport's own: watch again
             log.debug("watch of %s ended: %s", what, exc)
             stop.wait(2.0)
 
