@@ -47,30 +47,34 @@ DASHBOARD = Access.of("wgslice-dashboard", "wgslice-hub", [
 ], why="read-only: lists everything a page shows, about once a second")
 
 #: The member agent's credential on the hub (chart wgslice-hub-member, ServiceAccount
-#: member-<member> in the hub namespace wgslice-member-<member>).
+#: member-<member> in the hub namespace wgslice-member-<member>); slice/member/executor.py.
 MEMBER_AGENT_HUB = Access.of("member-{member}", "wgslice-hub-member", [
-    Rule(r.MEMBERSLICES, ("get", "list", "watch", "patch", "update")),
-    Rule(r.MEMBERSLICES, ("get", "patch", "update"), "status"),
-    Rule(r.MEMBERCLUSTERS, ("get", "list", "watch", "patch", "update")),
-    Rule(r.MEMBERCLUSTERS, ("get", "patch", "update"), "status"),
-    Rule(r.EVENTS, ("create", "patch")),
-    Rule(r.EVENTS_V1, ("create", "patch")),
-], why="reads its MemberSlices, reports their status and its heartbeat")
+    Rule(r.MEMBERSLICES, ("list", "watch", "patch")),  # patch: its finalizer (merge patch)
+    Rule(r.MEMBERSLICES, ("patch",), "status"),  # server-side apply of its report
+    Rule(r.MEMBERCLUSTERS, ("patch",), "status"),  # the heartbeat (apply)
+], why="reads its MemberSlices, holds their finalizer, reports their status and its "
+       "heartbeat")
 
-#: The member agent in its own cluster (chart wgslice-member).
+#: The member agent in its own cluster (chart wgslice-member); slice/member/executor.py and
+#: services.py. Objects are written by server-side apply: `patch`, and `create` where the
+#: apply may create the object (the API server authorizes an apply of a missing object as a
+#: create; tests/member/test_member_agent_rbac_lab.py). Never `update`, never `get` or
+#: `watch` where a list does; the gateway key Secret is created, never overwritten.
 MEMBER_AGENT = Access.of("wgslice-member-agent", "wgslice-member", [
-    Rule(r.NAMESPACES, ("get", "list", "watch", "create", "patch")),
-    Rule(r.PODS, ("get", "list", "watch", "patch")),
-    Rule(r.NETWORKPOLICIES, CRUD),
-    Rule(r.NODES, READ),
-    Rule(r.EVENTS, ("create", "patch")),
-    Rule(r.EVENTS_V1, ("create", "patch")),
-    Rule(r.SERVICEEXPORTS, CRUD), Rule(r.SERVICEIMPORTS, CRUD),
-    Rule(r.SERVICEEXPORTS, ("get", "update", "patch"), "status"),
-    Rule(r.SERVICEIMPORTS, ("get", "update", "patch"), "status"),
-    Rule(r.SERVICES, READ),
-    Rule(r.ENDPOINTSLICES, CRUD),
-    Rule(r.CONFIGMAPS, CRUD), Rule(r.SECRETS, CRUD), Rule(r.DEPLOYMENTS, CRUD),
+    Rule(r.NAMESPACES, ("list", "create", "patch")),  # label (apply, creates a missing one)
+    Rule(r.PODS, ("list", "watch", "patch")),  # slice-address annotations
+    Rule(r.NODES, ("list",)),
+    Rule(r.NETWORKPOLICIES, ("list", "create", "patch", "delete")),  # isolation
+    Rule(r.CONFIGMAPS, ("list", "create", "patch", "delete")),  # slice/gateway configs, DNS
+    Rule(r.SECRETS, ("list", "create", "delete")),  # gateway key pairs
+    Rule(r.DEPLOYMENTS, ("list", "create", "patch", "delete")),  # gateways
+    # Multi-Cluster Services (services.py)
+    Rule(r.SERVICEEXPORTS, ("get", "list", "watch")),
+    Rule(r.SERVICEEXPORTS, ("patch",), "status"),
+    Rule(r.SERVICEIMPORTS, ("list", "create", "patch", "delete")),
+    Rule(r.SERVICEIMPORTS, ("patch",), "status"),
+    Rule(r.SERVICES, ("get",)),
+    Rule(r.ENDPOINTSLICES, ("list", "watch", "create", "patch", "delete")),
 ], why="keeps each slice's gateway, config, isolation and services in its cluster")
 
 #: Two list+watch caches (slice/nodeagent/kube.py): the slice ConfigMaps of its namespace

@@ -240,18 +240,6 @@ def significant(status: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def config_problem(local: SliceLocal, spec: Mapping[str, Any]) -> str | None:
-    """What the gateway would refuse in the config it is about to get (its own words), so
-    the agent reports it on the MemberSlice instead of starting a crash-looping gateway."""
-    from wgslice.gateway.config import ConfigError, parse_config
-
-    try:
-        parse_config(gateway_config(local, spec))
-    except ConfigError as exc:
-        return f"the gateway refuses its config: {exc}"
-    return None
-
-
 def refused_status(generation: int, reason: str, message: str, now: str,
                    public_key: str = "") -> dict[str, Any]:
     """MemberSlice.status of a slice this member cannot run: Ready False with the reason."""

@@ -18,9 +18,11 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from wgslice.kube import Kube
 from wgslice.lab.standalone import ControlPlane
+from wgslice.slice.access import MEMBER_AGENT, MEMBER_AGENT_HUB
 from wgslice.slice.crds import CRD_DIR
-from wgslice.slice.member.agent import MemberAgent
+from wgslice.slice.member.executor import FIELD_MANAGER, MemberAgent
 from wgslice.slice.status import MEMBER_FINALIZER
 
 G, V = "wgslice.io", "v1alpha1"
@@ -114,6 +116,12 @@ def hub_setup(hub: k8s.ApiClient) -> k8s.CustomObjectsApi:
     return co
 
 
+def agent_of(hub: k8s.ApiClient, member: k8s.ApiClient) -> MemberAgent:
+    """The agent with its declared access: an undeclared call fails the test."""
+    return MemberAgent("east", Kube(hub, field_manager=FIELD_MANAGER, access=MEMBER_AGENT_HUB),
+                       Kube(member, field_manager=FIELD_MANAGER, access=MEMBER_AGENT))
+
+
 def wait_default_sa(core: k8s.CoreV1Api, namespace: str) -> None:
     """The controller manager makes each namespace's default ServiceAccount shortly after
     the namespace; until then admission refuses pods there."""
@@ -144,7 +152,7 @@ def test_member_agent_round_trip(clusters) -> None:
             "spec": {"nodeName": "east-n1", "containers": [{"name": "c", "image": "busybox"}]},
         },
     )
-    agent = MemberAgent("east", hub, member)
+    agent = agent_of(hub, member)
     agent.round()
     agent.round()
 
@@ -188,7 +196,7 @@ def test_deleting_a_member_slice_tears_down_then_releases(clusters) -> None:
     _, hub, member = clusters
     co = hub_setup(hub)
     core = k8s.CoreV1Api(member)
-    agent = MemberAgent("east", hub, member)
+    agent = agent_of(hub, member)
     agent.round()
     assert core.read_namespaced_config_map("wgslice-slice-shop", "wgslice-system")
     co.delete_namespaced_custom_object(G, V, "wgslice-member-east", "memberslices", "shop")

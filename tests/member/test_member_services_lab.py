@@ -13,8 +13,11 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
+from wgslice.kube import Kube
 from wgslice.lab.standalone import ControlPlane
 from wgslice.slice import mcs
+from wgslice.slice.access import MEMBER_AGENT
+from wgslice.slice.member.executor import FIELD_MANAGER
 from wgslice.slice.member.services import DNS_KEY, ServiceSync
 
 pytestmark = pytest.mark.slow
@@ -56,7 +59,8 @@ def test_exports_imports_and_dns(tmp_path: Path,
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
-    sync = ServiceSync("east", api, "kube-system-x/coredns-custom")
+    kube = Kube(api, field_manager=FIELD_MANAGER, access=MEMBER_AGENT)
+    sync = ServiceSync("east", kube, "kube-system-x/coredns-custom")
     records = sync.collect(sync.list_exports(), {"shop": "demo"},
                            {("shop", "web-1"): "10.224.0.2"})
     by = {r.name: r for r in records["demo"]}

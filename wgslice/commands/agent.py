@@ -6,7 +6,7 @@ import argparse
 import os
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("agent", help="run a member-cluster agent (what the member chart runs)")
     agents = p.add_subparsers(dest="agent", metavar="AGENT", required=True)
     m = agents.add_parser(
@@ -59,35 +59,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.set_defaults(func=run_node)
 
 
-def _client(path: str | None):
-    from kubernetes import client, config
-
-    if path:
-        return config.new_client_from_config(config_file=path)
-    config.load_incluster_config()
-    return client.ApiClient()
-
-
 def run_member(args: argparse.Namespace) -> int:
     import logging
     import signal
     import threading
 
-    from wgslice.slice.member.agent import MemberAgent
+    from wgslice.slice.member.executor import MemberAgent
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     stop = threading.Event()
-    agent = MemberAgent(
+    agent = MemberAgent.connect(
         args.member,
-        _client(args.hub_kubeconfig),
-        _client(args.kubeconfig),
+        args.hub_kubeconfig,
+        args.kubeconfig,
         image=args.image,
         dns_configmap=args.clusterset_dns_configmap,
     )
     wake = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), wake.set()))
+
+    def terminate(*_: object) -> None:
+        stop.set()
+        wake.set()
+
+    signal.signal(signal.SIGTERM, terminate)
     agent.start_watches(wake, stop)
     while not stop.is_set():
         try:
