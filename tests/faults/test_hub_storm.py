@@ -23,13 +23,29 @@ The time to converge is printed (`-s`), not asserted: timings are in docs/benchm
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from storm_helpers import run_storm, setup_hub
+from kubernetes import client as k8s
+from storm_helpers import (
+    Controller,
+    FakeAgents,
+    G,
+    V,
+    Watcher,
+    allocation_problems,
+    api_client,
+    convergence_problems,
+    run_storm,
+    setup_hub,
+    slice_doc,
+    wait_for,
+)
 
 from wgslice.lab.standalone import ControlPlane
 
@@ -71,3 +87,74 @@ def test_controller_sigkilled_during_a_storm_of_slices(
     assert not failures, f"seed {SEED}, kill after creation {kill_at}, controller log {log}\n" \
         + "\n".join(failures)
     assert len(res.kept) == SLICES - SLICES // 3 and len(res.deleted) == SLICES // 3
+
+
+BURST = 60
+
+
+def test_sigkill_between_member_slice_writes_and_status(
+    control_plane: Callable[..., ControlPlane], tmp_path: Path
+) -> None:
+    """The same fault aimed at one window: a round of the controller writes every
+    MemberSlice before any Slice status (slice/hubapi.py `execute`), so a SIGKILL in between
+    leaves MemberSlices whose allocation no Slice records. 60 Slices wait for the
+    controller, which then plans them all in one round; it is SIGKILLed as soon as the first
+    MemberSlice appears. The first slice with MemberSlices is deleted, and the controller
+    started again. The deleting slice's MemberSlices must keep its CIDR until the member
+    agents let go, and no MemberSlice may change its subnet."""
+    kubeconfig = setup_hub(control_plane("hub"), tmp_path)
+    log = tmp_path / "controller.log"
+    ctl = Controller(kubeconfig, log)
+    agents, watcher = FakeAgents(kubeconfig), Watcher(kubeconfig)
+    try:
+        with api_client(kubeconfig) as c:
+            co = k8s.CustomObjectsApi(c)
+            names = [f"burst-{i:03d}" for i in range(BURST)]
+            for name in names:
+                co.create_cluster_custom_object(G, V, "slices", slice_doc(name))
+            agents.start()
+            ctl.start()
+            wait_for("the controller's first MemberSlice", lambda: co.list_cluster_custom_object(
+                G, V, "memberslices", limit=1)["items"], timeout=60, interval=0.01)
+            ctl.kill()
+            watcher.t0, watcher.phase = time.monotonic(), "controller SIGKILLed mid-round"
+            slices, mss = watcher.list_once(co)
+            recorded = {s["metadata"]["name"] for s in slices if (s.get("status") or {}).get(
+                "cidr")}
+            unrecorded = sorted({ms["spec"]["slice"] for ms in mss} - recorded)
+            written = {m["spec"]["slice"] for m in mss}
+            print(f"at the kill: {len(mss)} MemberSlices of {len(written)} slices, "
+                  f"{len(recorded)} slices with status.cidr")
+            assert unrecorded, "the kill came after the round's status writes: nothing to test"
+            victim = unrecorded[0]
+            co.delete_cluster_custom_object(G, V, "slices", victim)
+            watcher.start()
+            ctl.start()
+            watcher.phase = f"controller restarted, {victim} deleted"
+            t0 = time.monotonic()
+            kept = [n for n in names if n != victim]
+            pending: list[str] = []
+
+            def converged() -> bool:
+                nonlocal pending
+                pending = convergence_problems(*watcher.list_once(co), kept, [victim])
+                return not pending
+
+            with contextlib.suppress(AssertionError):
+                wait_for("convergence", converged, timeout=180, interval=0.2)
+            print(f"converged {time.monotonic() - t0:.1f} s after the restart: {not pending}")
+            final = allocation_problems(*watcher.list_once(co))
+    finally:
+        watcher.stop()
+        agents.stop()
+        ctl.stop()
+        print(f"controller log: {log}")
+    failures = []
+    if pending:
+        failures.append("not converged:\n  " + "\n  ".join(pending[:40]))
+    if final:
+        failures.append("overlaps in the converged state:\n  " + "\n  ".join(final))
+    if watcher.violations:
+        failures.append("overlapping or moved allocations while it ran:\n  " + "\n  ".join(
+            f"{v}\n    {watcher.evidence.get(v, '')}" for v in watcher.violations))
+    assert not failures, f"deleted {victim}; controller log {log}\n" + "\n".join(failures)
