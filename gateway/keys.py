@@ -166,13 +166,6 @@ ACCESS = Access.of("wgslice-gateway", "wgslice-member", [
 FIELD_MANAGER = "wgslice-gateway"
 
 
-class _HasApiClient(Protocol):
-    """The official client's per-kind API objects (CoreV1Api): their `api_client`."""
-
-    @property
-    def api_client(self) -> object: ...
-
-
 class SecretKeyStore:
     """A Kubernetes Secret in the member cluster (`data.privateKey`, `data.publicKey`).
 
@@ -188,14 +181,9 @@ class SecretKeyStore:
 
     FIELD = "privateKey"
 
-    def __init__(self, namespace: str, name: str, kube: Kube | None = None, *,
-                 api: _HasApiClient | None = None) -> None:
+    def __init__(self, namespace: str, name: str, kube: Kube | None = None) -> None:
         self.namespace = namespace
         self.name = name
-        if kube is None and api is not None:
-            # Bridge for slice/member/agent.py's `api=<CoreV1Api>` until the member agent
-            # moves to `Kube` (then drop `api`): only its credentials are used, not its calls.
-            kube = Kube(api.api_client, field_manager="wgslice-member-agent")
         self._kube = kube
 
     def _api(self) -> Kube:

@@ -164,6 +164,16 @@ class Kube:
         ns, name = meta.get("namespace"), meta["name"]
         full = {"apiVersion": r.api_version, "kind": r.kind, **body}
         what = f"apply {r.describe(ns, name)}{'/status' if sub else ''}"
+        if sub is None and self.access is not None:
+            # An apply that finds no object creates it, and RBAC then asks for `create` as
+            # well as `patch`: require both, so a declaration that lacks `create` fails here,
+            # in every test, not first in a real cluster.
+            if not self.access.allows(r.group, r.plural, "create"):
+                raise UndeclaredAccess(
+                    f"{self.access.identity} does not declare create on "
+                    f"{r.group or 'core'}/{r.plural} ({what}: an apply may create); add it "
+                    "to its Access and chart")
+            self.calls.add((r.group, r.plural, "create"))
         query = [("fieldManager", self.field_manager), ("force", "true")]
         out: B = self._json("PATCH", r, "patch", what, r.path(ns, name, sub), query=query,
                             body=full, content_type=APPLY_PATCH, subresource=sub)

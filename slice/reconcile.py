@@ -137,6 +137,23 @@ def reconcile(
                 with contextlib.suppress(ipam.CidrError):  # unparsable: nothing to hold
                     net = ipam.parse_cidr(cidr, field="status.cidr")
                     held.append(ipam.Avoid(owner=f"Slice {_name(s)} (allocated)", cidr=net))
+    # ... and so do the ranges of MemberSlices whose Slice is gone or not planned (a Slice
+    # deleted before the controller saw it, MemberSlices a member still tears down): until
+    # the last of them is deleted, its range is still routed somewhere.
+    held_nets = {a.cidr for a in held}
+    for ms in snap.member_slices:
+        spec = ms.get("spec") or {}
+        owner, cidr = str(spec.get("slice") or ""), spec.get("cidr")
+        if owner in parsed or not isinstance(cidr, str):
+            continue
+        with contextlib.suppress(ipam.CidrError):
+            net = ipam.parse_cidr(cidr, field="spec.cidr")
+            if net not in held_nets:
+                held_nets.add(net)
+                meta = ms.get("metadata") or {}
+                held.append(ipam.Avoid(
+                    owner=f"MemberSlice {meta.get('namespace')}/{meta.get('name')} "
+                          "(still being torn down)", cidr=net))
     result = plan(inventory, default_pools=default_pools, held=held)
     by_slice: dict[str, list[Problem]] = {}
     for p in (*problems, *result.problems):

@@ -223,7 +223,8 @@ class FakeAgents(threading.Thread):
 
     def stop(self) -> None:
         self.halt.set()
-        self.join(30)
+        if self.is_alive():  # safe in a finally before start()
+            self.join(30)
 
 
 # -- the storm ---------------------------------------------------------------------------------
@@ -477,7 +478,8 @@ class Watcher(threading.Thread):
 
     def stop(self) -> None:
         self.halt.set()
-        self.join(30)
+        if self.is_alive():  # safe in a finally before start()
+            self.join(30)
 
 
 # -- one whole run -------------------------------------------------------------------------------

@@ -95,13 +95,14 @@ BURST = 60
 def test_sigkill_between_member_slice_writes_and_status(
     control_plane: Callable[..., ControlPlane], tmp_path: Path
 ) -> None:
-    """The same fault aimed at one window: a round of the controller writes every
-    MemberSlice before any Slice status (slice/hubapi.py `execute`), so a SIGKILL in between
-    leaves MemberSlices whose allocation no Slice records. 60 Slices wait for the
-    controller, which then plans them all in one round; it is SIGKILLed as soon as the first
-    MemberSlice appears. The first slice with MemberSlices is deleted, and the controller
-    started again. The deleting slice's MemberSlices must keep its CIDR until the member
-    agents let go, and no MemberSlice may change its subnet."""
+    """The same fault aimed at one window: a round that plans many slices at once. 60
+    Slices wait for the controller, which then plans them all in one round; it is SIGKILLed
+    as soon as the first MemberSlice appears. At that moment every MemberSlice's range must
+    already be recorded in its Slice's status (slice/hubapi.py `execute` writes statuses
+    first; until 2026-12-05 it wrote MemberSlices first, and a kill in between left ranges
+    no Slice recorded). The first slice with MemberSlices is then deleted, and the
+    controller started again: the deleting slice's MemberSlices keep its CIDR until the
+    member agents let go, and no MemberSlice changes its subnet."""
     kubeconfig = setup_hub(control_plane("hub"), tmp_path)
     log = tmp_path / "controller.log"
     ctl = Controller(kubeconfig, log)
@@ -122,11 +123,12 @@ def test_sigkill_between_member_slice_writes_and_status(
             recorded = {s["metadata"]["name"] for s in slices if (s.get("status") or {}).get(
                 "cidr")}
             unrecorded = sorted({ms["spec"]["slice"] for ms in mss} - recorded)
-            written = {m["spec"]["slice"] for m in mss}
+            written = sorted({m["spec"]["slice"] for m in mss})
             print(f"at the kill: {len(mss)} MemberSlices of {len(written)} slices, "
                   f"{len(recorded)} slices with status.cidr")
-            assert unrecorded, "the kill came after the round's status writes: nothing to test"
-            victim = unrecorded[0]
+            assert written, "no MemberSlice at the kill"
+            assert not unrecorded, f"MemberSlices whose range no Slice records: {unrecorded}"
+            victim = written[0]
             co.delete_cluster_custom_object(G, V, "slices", victim)
             watcher.start()
             ctl.start()

@@ -169,3 +169,16 @@ def test_unreachable(tmp_path: Path) -> None:
     with pytest.raises(Unreachable) as e:
         k.list(r.NODES)
     assert "list Nodes" in str(e.value)
+
+
+def test_apply_needs_create_declared_as_well_as_patch(kube: Kube) -> None:
+    """Server-side apply of a missing object is a create to RBAC: a declaration with only
+    `patch` is refused before sending, not first by a real cluster."""
+    patch_only = Kube(kube.api, field_manager="p", access=Access.of(
+        "patcher", "none", [Rule(r.CONFIGMAPS, ("patch",))]))
+    with pytest.raises(UndeclaredAccess, match="declare create on core/configmaps"):
+        patch_only.apply(cm("needs-create", {}))
+    both = Kube(kube.api, field_manager="p", access=Access.of(
+        "applier", "none", [Rule(r.CONFIGMAPS, ("patch", "create"))]))
+    both.apply(cm("needs-create", {}))
+    assert both.calls == {("", "configmaps", "patch"), ("", "configmaps", "create")}

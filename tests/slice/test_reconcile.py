@@ -223,3 +223,21 @@ def test_a_vanished_member_marks_its_tunnels_down_and_wedges_nothing() -> None:
     other = next(s for s in after.slices if s["metadata"]["name"] == "other")
     assert conditions(after, "other")["Allocated"]["status"] == "True"
     assert other["status"]["cidr"] != shop["status"]["cidr"]
+
+
+def test_a_range_still_torn_down_is_not_given_to_another_slice() -> None:
+    """A Slice deleted before the controller held it (no finalizer, gone at once) leaves
+    MemberSlices that members still tear down: their range stays taken until they go
+    (tests/faults/test_hub_storm.py found the reuse under a storm)."""
+    snap = converge(replace(base(), slices=[slice_obj("old", ["east", "west"])]))
+    old_cidr = by_member(snap)["east"]["spec"]["cidr"]
+    orphans = replace(snap, slices=[slice_obj("new", ["east", "west"])])  # "old" vanished
+    after = apply(orphans, reconcile(orphans, NOW, defaults.default_pools()))
+    new = next(s for s in after.slices if s["metadata"]["name"] == "new")
+    assert new["status"]["cidr"] != old_cidr
+    # once the orphans are deleted (a member released them), the range is free again
+    assert {m["spec"]["cidr"] for m in after.member_slices} == {new["status"]["cidr"]}
+    # the orphans went in that round (deleted; their members release them), and a third
+    # slice may now take the range
+    third = replace(after, slices=[*after.slices, slice_obj("third", ["east", "west"])])
+    assert reconcile(third, NOW, defaults.default_pools()).status["third"]["cidr"] == old_cidr

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any
 from wgslice.errors import UserError
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
-
+    from wgslice.kube import Kube
     from wgslice.slice.dashboard.hubview import Snapshot
     from wgslice.slice.dashboard.source import State
 
@@ -115,13 +114,13 @@ def _colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def _client(args: argparse.Namespace) -> ApiClient:
+def _client(args: argparse.Namespace) -> Kube:
     from wgslice.slice.inspect.hub import api_client
 
     return api_client(args.kubeconfig, args.context)
 
 
-def _read(args: argparse.Namespace) -> tuple[ApiClient, Snapshot]:
+def _read(args: argparse.Namespace) -> tuple[Kube, Snapshot]:
     from wgslice.slice.inspect.hub import read_snapshot
 
     client = _client(args)
