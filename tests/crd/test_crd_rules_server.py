@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from crd_rule_cases import merge_patch as apply_merge_patch
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
+from waiting import wait_for
 
 from wgslice.lab.standalone import ControlPlane
 from wgslice.slice.crds import _strip_prefix, validate_object
@@ -120,18 +120,6 @@ def offline(op: Op, stored: dict[str, Any] | None) -> list[Cause]:
     return [(e.field, e.type, e.message) for e in errs]
 
 
-def wait_for(what: str, fn: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except ApiException as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
+from waiting import install_crds, wait_for
 
 from wgslice.lab.standalone import ControlPlane
 from wgslice.slice.defaults import CRD_DIR
@@ -57,30 +58,13 @@ def api_client(kubeconfig: Path) -> k8s.ApiClient:
     return k8s_config.new_client_from_config(config_file=str(kubeconfig))
 
 
-def wait_for(what: str, fn: Callable[[], Any], timeout: float = 30.0,
-              interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except ApiException as exc:
-            last = exc
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 def setup_hub(cp: ControlPlane, workdir: Path) -> Path:
     """CRDs, default pool, three MemberClusters, the Lease namespace; returns a kubeconfig."""
     kubeconfig = cp.write_kubeconfig(workdir / "kubeconfig")
     with api_client(kubeconfig) as c:
-        ext = k8s.ApiextensionsV1Api(c)
-        for f in sorted(CRD_DIR.glob("*.yaml")):
-            for doc in yaml.safe_load_all(f.read_text()):
-                if doc and doc["kind"] == "CustomResourceDefinition":
-                    ext.create_custom_resource_definition(doc)
+        install_crds(c)
         co = k8s.CustomObjectsApi(c)
         for plural in ("slices", "memberslices", "overlaypools", "memberclusters"):
             wait_for(f"{plural} served",

@@ -22,6 +22,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.rest import ApiException
+from waiting import install_crds, wait_for
 
 from wgslice.lab.standalone import ControlPlane
 from wgslice.slice.defaults import CRD_DIR
@@ -32,18 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def wait_for(what: str, fn: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except ApiException as exc:
-            last = exc
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +46,7 @@ def hub(module_control_plane: Callable[..., ControlPlane],
 @pytest.fixture(scope="module")
 def api(hub: tuple[ControlPlane, Path]) -> Iterator[k8s.ApiClient]:
     c = k8s_config.new_client_from_config(config_file=str(hub[1]))
-    ext = k8s.ApiextensionsV1Api(c)
-    for f in sorted(CRD_DIR.glob("*.yaml")):
-        for doc in yaml.safe_load_all(f.read_text()):
-            if doc and doc["kind"] == "CustomResourceDefinition":
-                ext.create_custom_resource_definition(doc)
+    install_crds(c)
     co = k8s.CustomObjectsApi(c)
     wait_for("CRDs served", lambda: co.list_cluster_custom_object(G, V, "slices") is not None)
     for doc in yaml.safe_load_all((CRD_DIR / "default-pool.yaml").read_text()):

@@ -17,11 +17,11 @@ import pytest
 import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from waiting import install_crds
 
 from wgslice.kube import Kube
 from wgslice.lab.standalone import ControlPlane
 from wgslice.slice.access import MEMBER_AGENT, MEMBER_AGENT_HUB
-from wgslice.slice.crds import CRD_DIR
 from wgslice.slice.member.executor import FIELD_MANAGER, MemberAgent
 from wgslice.slice.status import MEMBER_FINALIZER
 
@@ -41,11 +41,7 @@ def clusters(tmp_path: Path, control_plane: Callable[..., ControlPlane]
     member_st = control_plane("east")
     hub = connect(hub_st, tmp_path / "hub")
     member = connect(member_st, tmp_path / "east")
-    ext = k8s.ApiextensionsV1Api(hub)
-    for f in sorted(CRD_DIR.glob("*.yaml")):
-        for doc in yaml.safe_load_all(f.read_text()):
-            if doc and doc["kind"] == "CustomResourceDefinition":
-                ext.create_custom_resource_definition(doc)
+    install_crds(hub)
     core = k8s.CoreV1Api(member)
     core.create_namespace({"metadata": {"name": "wgslice-system"}})
     for i, gw in enumerate([True, False]):

@@ -49,12 +49,14 @@ def lab(tmp_path: Path, control_plane: Callable[..., ControlPlane]
     hub, member = client(hub_st, tmp_path / "hub"), client(member_st, tmp_path / "east")
     crds = [d for f in sorted(CRD_DIR.glob("*.yaml")) for d in yaml.safe_load_all(f.read_text())
             if d and d["kind"] == "CustomResourceDefinition"]
-    kubeapply.apply_all(hub, crds)
-    kubeapply.apply_all(hub, charts.render(
+    admin_hub = Kube(hub, field_manager=kubeapply.FIELD_MANAGER)
+    kubeapply.apply_all(admin_hub, crds)
+    kubeapply.apply_all(admin_hub, charts.render(
         charts.HUB_MEMBER, {"member": "east", "memberCluster": {"podCIDRs": ["10.244.0.0/16"]}},
         "wgslice-member-east", NS))
-    kubeapply.apply_all(member, charts.render(charts.MEMBER, {"member": "east"},
-                                              "wgslice-member", NS, create_namespace=True))
+    admin_member = Kube(member, field_manager=kubeapply.FIELD_MANAGER)
+    kubeapply.apply_all(admin_member, charts.render(charts.MEMBER, {"member": "east"},
+                                                    "wgslice-member", NS, create_namespace=True))
     core = k8s.CoreV1Api(member)
     core.create_node({
         "metadata": {"name": "east-n0", "labels": {"kubernetes.io/hostname": "east-n0",
