@@ -25,6 +25,8 @@ from wgslice.gateway.config import GatewayConfig, IPNetwork, tcp_mss
 log = logging.getLogger(__name__)
 
 RULE_PRIORITY = 1000
+#: linux/if_addr.h: the address skips duplicate address detection
+IFA_F_NODAD = 0x02
 RT_PROTO = 0x77  # our routes carry their own protocol id, so we only ever delete ours
 
 
@@ -70,7 +72,12 @@ def configure_link(ifname: str, cfg: GatewayConfig, mtu: int) -> None:
                 ipr.addr("del", index=idx, address=a.get_attr("IFA_ADDRESS"),
                          prefixlen=a["prefixlen"])
         if (str(addr), plen) not in have:
-            ipr.addr("add", index=idx, address=str(addr), prefixlen=plen)
+            # IPv6: no duplicate address detection. A tentative address (DAD runs from a
+            # work queue after the link comes up) is refused as a route's prefsrc with
+            # EINVAL, so sync_routes raced it; a /128 on a point-to-point tunnel has no
+            # neighbour to duplicate it.
+            flags = IFA_F_NODAD if addr.version == 6 else 0
+            ipr.addr("add", index=idx, address=str(addr), prefixlen=plen, flags=flags)
         ipr.link("set", index=idx, state="up")
     # Relay (hub-and-spoke, custom links): packets that arrive through the tunnel for another
     # peer go back out through it. IPv4 checks forwarding on the *input* device only, so
