@@ -230,7 +230,11 @@ class Lease(TypedDict, total=False):
 
 
 # -- wgslice.io: spec and status stay JSON here; slice/parse.py reads them into specs ----------
-class Slice(TypedDict, total=False):
+class CustomObject(TypedDict, total=False):
+    """A custom resource as the server sends it: spec and status stay JSON (the kind's own
+    parser reads them). The named kinds below add nothing but their name, so a signature
+    says which kind it takes."""
+
     apiVersion: str
     kind: str
     metadata: ObjectMeta
@@ -238,31 +242,21 @@ class Slice(TypedDict, total=False):
     status: dict[str, Any]
 
 
-class MemberCluster(TypedDict, total=False):
-    apiVersion: str
-    kind: str
-    metadata: ObjectMeta
-    spec: dict[str, Any]
-    status: dict[str, Any]
+class Slice(CustomObject):
+    """wgslice.io Slice (docs/api.md)."""
 
 
-class OverlayPool(TypedDict, total=False):
-    apiVersion: str
-    kind: str
-    metadata: ObjectMeta
-    spec: dict[str, Any]
-    status: dict[str, Any]
+class MemberCluster(CustomObject):
+    """wgslice.io MemberCluster (docs/api.md)."""
 
 
-class MemberSlice(TypedDict, total=False):
+class OverlayPool(CustomObject):
+    """wgslice.io OverlayPool (docs/api.md)."""
+
+
+class MemberSlice(CustomObject):
     """The hub's word to one member about one slice (spec) and the member's report
     (status). docs/api.md describes every field."""
-
-    apiVersion: str
-    kind: str
-    metadata: ObjectMeta
-    spec: dict[str, Any]
-    status: dict[str, Any]
 
 
 # -- multicluster.x-k8s.io --------------------------------------------------------------------
@@ -273,9 +267,5 @@ class ServiceExport(TypedDict, total=False):
     status: dict[str, Any]
 
 
-class ServiceImport(TypedDict, total=False):
-    apiVersion: str
-    kind: str
-    metadata: ObjectMeta
-    spec: dict[str, Any]
-    status: dict[str, Any]
+class ServiceImport(CustomObject):
+    """multicluster.x-k8s.io ServiceImport (KEP-1645)."""
