@@ -437,8 +437,21 @@ def wait_removed(lab: Lab, t0: float, what: str, where: dict[str, list[tuple[str
 
 def wait_resolves(lab: Lab, cluster: str, ns: str, pod: str, name: str, want: set[str],
                   timeout: float = 60) -> None:
-    wait_for(lambda: set(dns(lab, cluster, ns, pod, name)[1]) == want and want, timeout,
-             f"{name} resolving in {cluster} to {sorted(want)}", interval=0.3)
+    """Waits for `name` to resolve to exactly `want`; on timeout the error says what it
+    resolved to, what `cluster` imports of it and its gateway's tunnel states (a flake in CI
+    left only "last: False" to go on)."""
+    try:
+        wait_for(lambda: set(dns(lab, cluster, ns, pod, name)[1]) == want and want, timeout,
+                 f"{name} resolving in {cluster} to {sorted(want)}", interval=0.3)
+    except TimeoutError as exc:
+        svc = name.split(".")[0]
+        ms = lab.api_get("hub", f"/apis/wgslice.io/v1alpha1/namespaces/wgslice-member-"
+                         f"{cluster}/memberslices/{SLICE}")
+        tunnels = [(t.get("peer"), t.get("state"), t.get("reason"))
+                   for t in (ms.get("status") or {}).get("tunnels") or []]
+        raise TimeoutError(f"{exc}; answer {dns(lab, cluster, ns, pod, name)}; "
+                           f"imports {imported(lab, cluster, ns, svc)}; "
+                           f"{cluster} tunnels {tunnels}") from None
 
 
 def unexport(lab: Lab, where: list[tuple[str, str, str]]) -> None:
