@@ -12,7 +12,9 @@ from typing import Any, TypeVar
 
 from wgslice.slice.reader import Reader, _kind, meta_name, raw_name, usable_cidr
 from wgslice.slice.rules import (
+    DEFAULT_GATEWAY_REPLICAS,
     DEFAULT_PODS_PER_SLICE,
+    MAX_GATEWAY_REPLICAS,
     MAX_SLICE_PREFIX,
     MAX_SUBNET_PREFIX,
     system_namespace_problem,
@@ -53,6 +55,8 @@ def parse_member(
         gateway_endpoint=spec.get("gatewayEndpoint"),
         pods_per_slice=r.int_in(spec.get("podsPerSlice"), "spec.podsPerSlice", 1, 1 << 20)
         or DEFAULT_PODS_PER_SLICE,
+        gateway_replicas=r.int_in(spec.get("gatewayReplicas"), "spec.gatewayReplicas", 1,
+                                  MAX_GATEWAY_REPLICAS) or DEFAULT_GATEWAY_REPLICAS,
         nodes=nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else 0,
         source=source,
     )

@@ -93,6 +93,10 @@ MAX_SUBNET_PREFIX = {4: 29, 6: 126}
 MAX_SLICE_PREFIX = {4: 28, 6: 125}
 #: Pods per slice a member gets room for when its MemberCluster says nothing.
 DEFAULT_PODS_PER_SLICE = 1
+#: MemberCluster spec.gatewayReplicas: two gateways, so none is a single point of failure
+#: once two nodes are labelled (docs/redundancy.md); at most four.
+DEFAULT_GATEWAY_REPLICAS = 2
+MAX_GATEWAY_REPLICAS = 4
 #: Nodes assumed for a member whose agent has not reported any yet.
 DEFAULT_NODES = 1
 

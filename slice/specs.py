@@ -43,6 +43,7 @@ class MemberCluster:
     reserved_cidrs: tuple[Network, ...] = ()
     gateway_endpoint: str | None = None
     pods_per_slice: int = 1  # spec.podsPerSlice: room for this many pods in every subnet
+    gateway_replicas: int = 2  # spec.gatewayReplicas: gateways per slice (docs/redundancy.md)
     nodes: int = 0  # status.nodes, as its member agent reports it (0: not reported yet)
     source: str = ""
 

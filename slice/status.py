@@ -47,6 +47,8 @@ class Report:
     ready: bool = False
     reason: str = ""  # of the member's Ready condition, e.g. ConfigRefused
     message: str = ""  # the gateway's (or agent's) own words
+    #: every gateway's published identity: index, publicKey, endpoint, tunnelAddress
+    gateways: tuple[Mapping[str, Any], ...] = ()
 
     @classmethod
     def from_status(cls, status: Mapping[str, Any] | None) -> Report:
@@ -55,6 +57,11 @@ class Report:
         cond: dict[str, Any] = next(
             (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
         )
+        gateways = tuple(
+            {k: g[k] for k in ("index", "publicKey", "endpoint", "tunnelAddress") if g.get(k)
+             or k == "index"}
+            for g in status.get("gateways") or []
+            if isinstance(g, Mapping) and isinstance(g.get("index"), int) and g.get("publicKey"))
         return cls(
             status.get("publicKey", ""),
             status.get("endpoint", ""),
@@ -62,6 +69,7 @@ class Report:
             cond.get("status") == "True",
             str(cond.get("reason") or ""),
             str(cond.get("message") or ""),
+            gateways,
         )
 
 
@@ -70,19 +78,24 @@ def member_slice(
     reports: Mapping[str, Report],
     members: Mapping[str, MemberCluster],
 ) -> dict[str, Any]:
-    """The MemberSlice the hub writes for one (slice, member)."""
+    """The MemberSlice the hub writes for one (slice, member). Each peer carries every
+    gateway its member published (docs/redundancy.md); `spec.gatewayEndpoint` of the
+    peer's MemberCluster overrides where its first gateway is dialled."""
     peers = []
     for peer in state.peers:
         report = reports.get(peer.member) or Report()
         override = members[peer.member].gateway_endpoint if peer.member in members else None
-        peers.append(
-            {
-                "member": peer.member,
-                "subnets": [str(s) for s in peer.subnets],
-                "publicKey": report.public_key,
-                "endpoint": override or report.endpoint,
-            }
-        )
+        entry: dict[str, Any] = {
+            "member": peer.member,
+            "subnets": [str(s) for s in peer.subnets],
+            "publicKey": report.public_key,
+            "endpoint": override or report.endpoint,
+        }
+        if report.gateways:
+            entry["gateways"] = [
+                {**g, "endpoint": override} if override and g["index"] == 0 else dict(g)
+                for g in sorted(report.gateways, key=lambda g: int(g["index"]))]
+        peers.append(entry)
     spec: dict[str, Any] = {
         "slice": state.slice,
         "member": state.member,
@@ -97,6 +110,8 @@ def member_slice(
     }
     if state.mtu is not None:
         spec["mtu"] = state.mtu
+    if state.member in members:
+        spec["gatewayReplicas"] = members[state.member].gateway_replicas
     return {
         "apiVersion": API_VERSION,
         "kind": "MemberSlice",

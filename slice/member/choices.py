@@ -4,8 +4,9 @@ nodes, namespaces and pods, to what the member cluster should hold.
 Every choice the member makes locally is *sticky* and stored in the member's own objects,
 so an agent restart (or a hub outage) never renumbers anything under running traffic:
 - per slice: routing table / VXLAN id and gateway listen port (kept in the slice's
-  ConfigMap), the gateway node (kept while it exists and is labelled), and each node's
-  slice address (from the top of the member's subnet downwards);
+  ConfigMap), the gateway nodes (one per gateway index, each kept while it exists and is
+  labelled; docs/redundancy.md), each node's slice address (from the top of the member's
+  subnet downwards) and each extra gateway's tunnel address (from the same pool);
 - per pod: its slice address (kept in the pod's annotation), from `.2` upwards, the first
   host being the gateway's tunnel address.
 """
@@ -25,6 +26,10 @@ FIRST_TABLE = 1001
 BASE_LISTEN_PORT = 51820
 BASE_STATUS_PORT = 51900
 DEFAULT_MTU = 1420  # the smaller of VXLAN's 1450 and WireGuard's 1420 over a 1500 underlay
+#: The most gateways one slice runs in one member (MemberCluster spec.gatewayReplicas).
+MAX_GATEWAYS = 4
+#: The UDP echo port of every gateway's tunnel address (gateway.config DEFAULT_PROBE_PORT).
+PROBE_PORT = 51899
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,18 @@ class Pod:
 
 
 @dataclass(frozen=True)
+class GatewayPlace:
+    """Where gateway `index` of a slice runs in this member, and its tunnel address."""
+
+    index: int
+    node: str
+    address: str
+
+    def to_data(self) -> dict[str, Any]:
+        return {"index": self.index, "node": self.node, "address": self.address}
+
+
+@dataclass(frozen=True)
 class SliceLocal:
     """What the member decided for one slice: the content of ConfigMap wgslice-slice-S."""
 
@@ -63,6 +80,15 @@ class SliceLocal:
     nodes: Mapping[str, Mapping[str, str]]
     remote_subnets: tuple[str, ...]
     namespaces: tuple[str, ...]
+    #: every gateway of the slice here, by index; the first is `gateway_node`/`_address`
+    gateways: tuple[GatewayPlace, ...] = ()
+    #: how many gateways the hub asked for (MemberSlice spec.gatewayReplicas)
+    replicas: int = 1
+
+    @property
+    def places(self) -> tuple[GatewayPlace, ...]:
+        """The gateways, also for a SliceLocal made without `gateways` (one, index 0)."""
+        return self.gateways or (GatewayPlace(0, self.gateway_node, self.gateway_address),)
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -81,6 +107,8 @@ class SliceLocal:
             "nodes": {n: dict(v) for n, v in sorted(self.nodes.items())},
             "remoteSubnets": list(self.remote_subnets),
             "namespaces": list(self.namespaces),
+            "gateways": [g.to_data() for g in self.places],
+            "probePort": PROBE_PORT,
         }
 
 
@@ -112,28 +140,37 @@ def plan_member(
         for s, p in previous.items()
         if "table" in p and any(x["slice"] == s for x in specs)
     }
-    gateways = sorted(n.name for n in nodes if n.gateway and n.ready)
+    candidates = sorted(n.name for n in nodes if n.gateway and n.ready)
     by_name = {n.name: n for n in nodes}
     for spec in specs:
         name = spec["slice"]
         prev = previous.get(name, {})
         table = int(prev["table"]) if "table" in prev else _lowest_free(used_tables, FIRST_TABLE)
         used_tables.add(table)
-        gw = prev.get("gatewayNode")
-        if gw not in gateways:
-            if not gateways:
-                out.problems.append(
-                    f"slice {name}: no Ready node is labelled {GATEWAY_LABEL}=true; label one"
-                )
-                continue
-            gw = gateways[0]
         subnet = ipaddress.ip_network(spec["subnet"])
         unusable = _unusable(subnet, len(nodes), spec)
         if unusable is not None:
             out.refused[name] = unusable
             out.problems.append(f"slice {name}: {unusable}")
             continue
-        node_addresses = _node_addresses(subnet, [n.name for n in nodes], prev.get("nodes") or {})
+        slice_pods = sum(1 for p in pods if p.running and p.namespace in
+                         (spec.get("namespaces") or ()))
+        replicas = _replicas(spec)
+        placed = _gateway_nodes(min(replicas, _room(subnet, len(nodes), slice_pods)),
+                                candidates, prev)
+        if not placed:
+            out.problems.append(
+                f"slice {name}: no Ready node is labelled {GATEWAY_LABEL}=true; label one"
+            )
+            continue
+        extra = [_pseudo(i) for i in range(1, replicas)]
+        kept = dict(prev.get("nodes") or {})
+        kept.update({_pseudo(int(g["index"])): {"address": g.get("address")}
+                     for g in prev.get("gateways") or [] if int(g.get("index") or 0) > 0})
+        addresses = _node_addresses(subnet, [n.name for n in nodes] + extra, kept)
+        first = str(subnet.network_address + 1)
+        places = tuple(GatewayPlace(i, node, first if i == 0 else addresses[_pseudo(i)])
+                       for i, node in sorted(placed.items()))
         local = SliceLocal(
             slice=name,
             member=member,
@@ -144,16 +181,70 @@ def plan_member(
             vni=table,
             listen_port=BASE_LISTEN_PORT + table - FIRST_TABLE,
             status_port=BASE_STATUS_PORT + table - FIRST_TABLE,
-            gateway_node=gw,
-            gateway_address=str(subnet.network_address + 1),
-            nodes={n: {"nodeIP": by_name[n].ip, "address": a} for n, a in node_addresses.items()},
+            gateway_node=places[0].node,
+            gateway_address=places[0].address,
+            nodes={n.name: {"nodeIP": by_name[n.name].ip, "address": addresses[n.name]}
+                   for n in sorted(nodes, key=lambda n: n.name)},
             remote_subnets=tuple(s for p in spec.get("peers") or [] for s in p["subnets"]),
             namespaces=tuple(spec.get("namespaces") or ()),
+            gateways=places,
+            replicas=replicas,
         )
         out.slices[name] = local
         for ns in local.namespaces:
             out.namespaces[ns] = name
     _assign_pods(out, pods)
+    return out
+
+
+def _replicas(spec: Mapping[str, Any]) -> int:
+    """MemberSlice spec.gatewayReplicas, 1 when absent (a hub older than the field)."""
+    try:
+        n = int(spec.get("gatewayReplicas") or 1)
+    except (TypeError, ValueError):
+        n = 1
+    return max(1, min(MAX_GATEWAYS, n))
+
+
+def _room(subnet: Any, nodes: int, pods: int) -> int:
+    """How many gateways the subnet holds beside the nodes and the slice's pods (at least
+    one more pod): extra gateways take spare addresses and never make a slice that fits
+    with one gateway unusable; with no spare address the member runs fewer gateways."""
+    usable = int(subnet.num_addresses) - (2 if subnet.version == 4 else 1)
+    return max(1, usable - nodes - max(pods, 1))
+
+
+def _pseudo(index: int) -> str:
+    """The key of gateway `index`'s tunnel address in the top-down address pool: not a
+    valid node name, so it never meets one."""
+    return f"#gateway-{index}"
+
+
+def _gateway_nodes(replicas: int, candidates: Sequence[str],
+                   prev: Mapping[str, Any]) -> dict[int, str]:
+    """index -> node for gateways 0..replicas-1, one per node. A gateway keeps its node
+    while the node is a candidate (Ready, labelled): moving a gateway that still works
+    would cut its tunnels. Free indexes take free candidates in name order. With fewer
+    candidates than replicas the surviving indexes stay where they are, even when that
+    leaves index 0 empty: re-numbering a running gateway would restart it with another key
+    exactly when it is the only one left."""
+    before: dict[int, str] = {}
+    for g in prev.get("gateways") or []:
+        try:
+            before[int(g["index"])] = str(g["node"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    if not before and prev.get("gatewayNode"):
+        before[0] = str(prev["gatewayNode"])
+    out: dict[int, str] = {}
+    for i in range(replicas):
+        node = before.get(i)
+        if node is not None and node in candidates and node not in out.values():
+            out[i] = node
+    free = [c for c in candidates if c not in out.values()]
+    for i in range(replicas):
+        if i not in out and free:
+            out[i] = free.pop(0)
     return out
 
 
@@ -222,6 +313,7 @@ def _assign_pods(out: MemberPlan, pods: Sequence[Pod]) -> None:
             subnet.network_address,
             subnet.network_address + 1,
             *(ipaddress.ip_address(v["address"]) for v in local.nodes.values()),
+            *(ipaddress.ip_address(g.address) for g in local.places),
         }
         if subnet.version == 4:
             reserved.add(subnet.broadcast_address)

@@ -17,9 +17,10 @@ Rules that keep the data plane safe (tests/member/test_member_decide.py checks e
   conditions keep their lastTransitionTime while their status holds;
 - a heartbeat at most every HEARTBEAT_SECONDS.
 
-Key pairs are the executor's: `create_keys` names the slices whose gateway needs one before
-it is applied; the executor makes it, puts its public half into `MemberSnapshot.keys` and
-decides again, so randomness and private keys never enter here.
+Key pairs are the executor's: `create_keys` names the key Secrets of the gateways that
+need one before they are applied (one per gateway; a slice may run several, units.py);
+the executor makes them, puts their public halves into `MemberSnapshot.keys` and decides
+again, so randomness and private keys never enter here.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wgslice import __version__
-from wgslice.slice.member import objects
+from wgslice.slice.member import gwreport, objects, units
 from wgslice.slice.member.choices import (
     SYSTEM_NAMESPACE,
     MemberPlan,
@@ -53,11 +54,13 @@ Ref = tuple[str, str, str]
 
 
 def gateway_name(slice_name: str) -> str:
-    return f"wgslice-gw-{slice_name}"
+    """The first gateway unit's Deployment and ConfigMap (the only one of a slice with one
+    gateway)."""
+    return units.unit_name(slice_name)
 
 
-def key_secret_name(slice_name: str) -> str:
-    return f"wgslice-gw-{slice_name}-key"
+def key_secret_name(slice_name: str, index: int = 0) -> str:
+    return units.key_secret_name(slice_name, index)
 
 
 @dataclass(frozen=True)
@@ -83,19 +86,20 @@ class MemberSnapshot:
     pods: Sequence[Pod] = ()
     #: slice -> data of ConfigMap wgslice-slice-S (the sticky local choices)
     slice_configs: Mapping[str, Obj] = field(default_factory=dict)
-    #: slice -> config of ConfigMap wgslice-gw-S (the last config the hub gave)
+    #: slice -> config of ConfigMap wgslice-gw-S, its first gateway unit's (the last config
+    #: the hub gave, with every peer's gateways: units.SPEC_PEERS)
     gateway_configs: Mapping[str, Obj] = field(default_factory=dict)
     #: every namespace -> its wgslice.io/slice label ("" when unlabelled)
     namespaces: Mapping[str, str] = field(default_factory=dict)
     #: namespace -> wgslice.io/slice label of its wgslice-isolation NetworkPolicy
     policies: Mapping[str, str] = field(default_factory=dict)
-    #: slice -> public key of its gateway's key Secret (the annotation)
+    #: name of a gateway key Secret -> its public key (the annotation)
     keys: Mapping[str, str] = field(default_factory=dict)
     #: ConfigMaps, Deployments and Secrets present in wgslice-system, as (kind, ns, name)
     present: frozenset[Ref] = frozenset()
     #: slices whose gateway pods exist
     gateway_pods: frozenset[str] = frozenset()
-    #: slice -> (gateway status as the gRPC service reports it, or None; why not)
+    #: gateway unit name -> (its status as the gRPC service reports it, or None; why not)
     gateways: Mapping[str, tuple[Obj | None, str]] = field(default_factory=dict)
     #: ServiceExports in the member (None: not readable, e.g. no MCS CRDs)
     exports: Sequence[Obj] | None = None
@@ -119,7 +123,7 @@ class MemberSnapshot:
 class MemberActions:
     """What the executor does, in this order."""
 
-    #: slices whose gateway key pair must exist before their gateway is applied
+    #: key Secrets (names) that must exist before their gateway is applied
     create_keys: list[str] = field(default_factory=list)
     #: MemberSlices to hold with this agent's finalizer
     add_finalizers: list[FinalizerPatch] = field(default_factory=list)
@@ -151,14 +155,23 @@ class MemberActions:
 
 
 def status_targets(snap: MemberSnapshot) -> dict[str, tuple[str, int]]:
-    """slice -> (node IP, port) of its gateway's status service, from the slice ConfigMaps:
-    where the gateway runs now. The executor asks them before deciding."""
+    """gateway unit name -> (node IP, port) of its status service, for every unit
+    Deployment present, from the slice ConfigMaps (where each gateway runs now). The
+    executor asks them before deciding."""
     ips = {n.name: n.ip for n in snap.nodes}
     out = {}
-    for name, data in snap.slice_configs.items():
-        ip = ips.get(str(data.get("gatewayNode") or ""))
+    for kind, _, name in snap.present:
+        parsed = units.parse_unit_name(name) if kind == "Deployment" else None
+        if parsed is None:
+            continue
+        slice_name, index, rank = parsed
+        data = snap.slice_configs.get(slice_name) or {}
+        places = {int(g.get("index", -1)): str(g.get("node", ""))
+                  for g in data.get("gateways") or []}
+        node = places.get(index, str(data.get("gatewayNode") or "") if index == 0 else "")
+        ip = ips.get(node)
         if ip and data.get("statusPort"):
-            out[name] = (ip, int(data["statusPort"]))
+            out[name] = (ip, units.status_port(int(data["statusPort"]), rank))
     return out
 
 
@@ -179,7 +192,7 @@ def decide(snap: MemberSnapshot, config_problem: ConfigCheck) -> MemberActions:
     out = MemberActions()
     outage = snap.hub is None
     if snap.hub is None:  # run on what the member already holds: the gateways' configs
-        live: list[Obj] = [_from_gateway_config(s, cfg)
+        live: list[Obj] = [units.spec_from_config(s, cfg)
                            for s, cfg in sorted(snap.gateway_configs.items())]
         deleting: list[Obj] = []
     else:
@@ -206,10 +219,12 @@ def decide(snap: MemberSnapshot, config_problem: ConfigCheck) -> MemberActions:
         if problem is not None:  # keep whatever runs; never start a crash-looping gateway
             refused[name] = problem
             continue
-        if name not in snap.keys:
-            out.create_keys.append(name)
+        out.create_keys += [k for k in (key_secret_name(name, p.index) for p in local.places)
+                            if k not in snap.keys]
         out.apply.append(objects.slice_configmap(local))
         out.apply += objects.gateway_objects(local, spec, snap.image)
+        if not outage:
+            out.delete += _stale_units(snap, local, spec)
         iso = spec.get("isolation") or {}
         for ns in local.namespaces:
             if iso.get("enabled", True):
@@ -233,10 +248,15 @@ def decide(snap: MemberSnapshot, config_problem: ConfigCheck) -> MemberActions:
 
 
 def _teardown(snap: MemberSnapshot, name: str, keep_policies: set[str]) -> list[Ref]:
-    gw = gateway_name(name)
-    wanted: list[Ref] = [("Deployment", SYSTEM_NAMESPACE, gw), ("ConfigMap", SYSTEM_NAMESPACE, gw),
-                         ("Secret", SYSTEM_NAMESPACE, key_secret_name(name))]  # its identity
-    out = [r for r in wanted if r in snap.present]
+    """Every unit (Deployment, ConfigMap) and key Secret (its identity) of the slice, its
+    isolation policies, and last, once no gateway pod is left, the node agents' config."""
+    out: list[Ref] = []
+    for ref in sorted(snap.present):
+        kind, _, obj = ref
+        unit = units.parse_unit_name(obj) if kind in ("Deployment", "ConfigMap") else None
+        key = units.parse_key_secret_name(obj) if kind == "Secret" else None
+        if (unit is not None and unit[0] == name) or (key is not None and key[0] == name):
+            out.append(ref)
     previous = snap.slice_configs.get(name) or {}
     for ns in previous.get("namespaces") or []:
         if snap.policies.get(ns) == name and ns not in keep_policies:
@@ -244,6 +264,25 @@ def _teardown(snap: MemberSnapshot, name: str, keep_policies: set[str]) -> list[
     local_cm: Ref = ("ConfigMap", SYSTEM_NAMESPACE, f"wgslice-slice-{name}")
     if name not in snap.gateway_pods and local_cm in snap.present:
         out.append(local_cm)  # the node agents' config goes last, with the gateway gone
+    return out
+
+
+def _stale_units(snap: MemberSnapshot, local: SliceLocal, spec: Obj) -> list[Ref]:
+    """Units of a running slice it no longer runs (a gateway node lost, fewer replicas or
+    fewer remote gateways), and key Secrets of gateway indexes beyond the replicas asked
+    for. A gateway index that is only unplaced (its node lost) keeps its key, so it comes
+    back with the identity its peers know."""
+    wanted = {u.name for u in units.units(local, spec)}
+    out: list[Ref] = []
+    for ref in sorted(snap.present):
+        kind, _, obj = ref
+        unit = units.parse_unit_name(obj) if kind in ("Deployment", "ConfigMap") else None
+        if unit is not None and unit[0] == local.slice and obj not in wanted:
+            out.append(ref)
+        key = units.parse_key_secret_name(obj) if kind == "Secret" else None
+        if key is not None and key[0] == local.slice and key[1] >= max(
+                local.replicas, 1 + max(p.index for p in local.places)):
+            out.append(ref)
     return out
 
 
@@ -267,7 +306,13 @@ def _reports(snap: MemberSnapshot, plan: MemberPlan, specs: Mapping[str, Obj],
     for pod in pods:  # with the address it has once this round's annotations are written
         if pod.running and plan.annotate.get((pod.namespace, pod.name), pod.address):
             attached[pod.namespace] = attached.get(pod.namespace, 0) + 1
-    out.services = plan_services(snap.member, plan, specs, pods, snap.gateways, snap.exports,
+    seen = {name: {"peers": [{"cluster": peer, "state": state} for peer, state in
+                             units.merge_peer_states([
+                                 snap.gateways.get(u.name, (None, ""))[0]
+                                 for u in units.units(local, _spec(specs[name]))]).items()]}
+            for name, local in plan.slices.items()}
+    out.services = plan_services(snap.member, plan, specs, pods,
+                                 {name: (st, "") for name, st in seen.items()}, snap.exports,
                                  snap.services, snap.endpoint_slices)
     exports = out.services.published
     for name, local in plan.slices.items():
@@ -282,15 +327,17 @@ def _reports(snap: MemberSnapshot, plan: MemberPlan, specs: Mapping[str, Obj],
 
 def _report(snap: MemberSnapshot, m: Obj, local: SliceLocal, attached: Mapping[str, int],
             exports: list[dict[str, Any]] | None, out: MemberActions) -> None:
-    node = next((n for n in snap.nodes if n.name == local.gateway_node), None)
-    status, error = snap.gateways.get(local.slice, (None, ""))
-    host = (node.external_ip or node.ip) if node else ""
-    endpoint = f"{host}:{local.listen_port}" if host else ""
-    body = objects.member_slice_status(
-        int(_meta(m).get("generation") or 0), status, endpoint,
-        {ns: attached.get(ns, 0) for ns in local.namespaces}, snap.now, error,
-        public_key=snap.keys.get(local.slice, ""),
-    )
+    nodes = {n.name: n for n in snap.nodes}
+    endpoints, keys = {}, {}
+    for place in local.places:
+        node = nodes.get(place.node)
+        host = (node.external_ip or node.ip) if node else ""
+        endpoints[place.index] = f"{host}:{local.listen_port}" if host else ""
+        keys[place.index] = snap.keys.get(key_secret_name(local.slice, place.index), "")
+    body = gwreport.member_slice_status(
+        int(_meta(m).get("generation") or 0), local, units.units(local, _spec(m)),
+        snap.gateways, endpoints, keys,
+        {ns: attached.get(ns, 0) for ns in local.namespaces}, snap.now)
     old = m.get("status") or {}
     if exports is None:  # not read this round: keep what was published
         exports = old.get("serviceExports")
@@ -345,12 +392,6 @@ def _keep_transition_times(new: dict[str, Any], old: Obj) -> None:
         conditions.append(c)
     if "conditions" in new:
         new["conditions"] = conditions
-
-
-def _from_gateway_config(name: str, cfg: Obj) -> dict[str, Any]:
-    """A MemberSlice as the gateway's ConfigMap remembers it (for a hub outage)."""
-    spec = {k: v for k, v in cfg.items() if k not in ("listenPort", "table", "tunnelAddress")}
-    return {"metadata": {"name": name}, "spec": spec}
 
 
 def _meta(m: Obj) -> Obj:

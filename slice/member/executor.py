@@ -30,6 +30,7 @@ import yaml
 from wgslice.kube import Conflict, Kube, KubeError, NotFound
 from wgslice.kube import resources as r
 from wgslice.slice.access import MEMBER_AGENT, MEMBER_AGENT_HUB
+from wgslice.slice.member import units
 from wgslice.slice.member.choices import (
     ADDRESS_ANNOTATION,
     GATEWAY_LABEL,
@@ -46,18 +47,15 @@ from wgslice.slice.member.decide import (
     MemberActions,
     MemberSnapshot,
     decide,
-    key_secret_name,
     status_targets,
 )
 from wgslice.slice.member.gwstatus import fetch_status
-from wgslice.slice.member.objects import gateway_config
 from wgslice.slice.member.services import NOT_IMPORTED_SELECTOR, ServiceSync
 from wgslice.slice.status import member_namespace
 
 log = logging.getLogger("wgslice.member")
 FIELD_MANAGER = "wgslice-member-agent"
 PUBLIC_KEY_ANNOTATION = "wgslice.io/public-key"
-KEY_PREFIX, KEY_SUFFIX = "wgslice-gw-", "-key"
 _KINDS: dict[str, r.Resource[Any]] = {
     "ConfigMap": r.CONFIGMAPS, "Secret": r.SECRETS, "Deployment": r.DEPLOYMENTS,
     "NetworkPolicy": r.NETWORKPOLICIES}
@@ -132,7 +130,7 @@ class MemberAgent:
             slice_name = (meta.get("labels") or {})[SLICE_LABEL]
             if "slice.yaml" in data:
                 slice_configs[slice_name] = yaml.safe_load(data["slice.yaml"])
-            if "config.yaml" in data:
+            if "config.yaml" in data and meta.get("name") == units.unit_name(slice_name):
                 gateway_configs[slice_name] = yaml.safe_load(data["config.yaml"])
         for d in k.list(r.DEPLOYMENTS, SYSTEM_NAMESPACE, label_selector=SLICE_LABEL):
             present.add(("Deployment", SYSTEM_NAMESPACE, d["metadata"]["name"]))
@@ -142,8 +140,8 @@ class MemberAgent:
             meta = s.get("metadata") or {}
             name = meta.get("name", "")
             present.add(("Secret", SYSTEM_NAMESPACE, name))
-            if name.startswith(KEY_PREFIX) and name.endswith(KEY_SUFFIX):
-                keys[name[len(KEY_PREFIX):-len(KEY_SUFFIX)]] = (
+            if units.parse_key_secret_name(name) is not None:
+                keys[name] = (
                     (meta.get("annotations") or {}).get(PUBLIC_KEY_ANNOTATION, ""))
         namespaces = {n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(
             SLICE_LABEL, "") for n in k.list(r.NAMESPACES)}
@@ -157,7 +155,7 @@ class MemberAgent:
             last_heartbeat=self.last_heartbeat, ready_since=self.ready_since, image=self.image)
         if hub is None:
             return snap
-        gateways = {s: fetch_status(ip, port) for s, (ip, port) in status_targets(snap).items()}
+        gateways = {u: fetch_status(ip, port) for u, (ip, port) in status_targets(snap).items()}
         try:
             exports: list[dict[str, Any]] | None = self.services.list_exports()
             wanted = {ns for m in hub for ns in (m.get("spec") or {}).get("namespaces") or []}
@@ -175,8 +173,8 @@ class MemberAgent:
         actions = decide(snap, config_problem)
         if actions.create_keys:  # before the gateways exist: they must find their key
             keys = dict(snap.keys)
-            for name in actions.create_keys:
-                keys[name] = self._create_key(name)
+            for secret in actions.create_keys:
+                keys[secret] = self._create_key(secret)
             snap = replace(snap, keys=keys)
             actions = decide(snap, config_problem)
         self.execute(actions, snap.clock)
@@ -236,10 +234,11 @@ class MemberAgent:
         except (NotFound, Conflict) as exc:
             log.info("finalizer on MemberSlice %s/%s: %s", f.namespace, f.name, exc)
 
-    def _create_key(self, slice_name: str) -> str:
-        """A key pair for the slice's gateway, made here in the member, into the Secret the
-        gateway loads its identity from; only the public key leaves this function. Created,
-        never overwritten: if the gateway made one first, it stays (next round reads it)."""
+    def _create_key(self, secret: str) -> str:
+        """A key pair for one gateway, made here in the member, into the Secret (`secret`)
+        the gateway's units load their identity from; only the public key leaves this
+        function. Created, never overwritten: if the gateway made one first, it stays (the
+        next round reads it)."""
         from wgslice.gateway.keys import PrivateKey, SecretKeyStore
 
         key = PrivateKey.generate()
@@ -250,7 +249,7 @@ class MemberAgent:
         body = {
             "type": "Opaque",
             "metadata": {
-                "name": key_secret_name(slice_name), "namespace": SYSTEM_NAMESPACE,
+                "name": secret, "namespace": SYSTEM_NAMESPACE,
                 "labels": {"app.kubernetes.io/component": "gateway"},
                 "annotations": {PUBLIC_KEY_ANNOTATION: key.public_key},
             },
@@ -289,7 +288,8 @@ def config_problem(local: SliceLocal, spec: Mapping[str, Any]) -> str | None:
     from wgslice.gateway.config import ConfigError, parse_config
 
     try:
-        parse_config(gateway_config(local, spec))
+        for unit in units.units(local, spec):
+            parse_config(units.unit_config(local, spec, unit))
     except ConfigError as exc:
         return f"the gateway refuses its config: {exc}"
     return None

@@ -2,8 +2,9 @@
 
 Per slice S (all in wgslice-system unless noted):
 - ConfigMap `wgslice-slice-S`: the slice's local choices, read by every node agent;
-- ConfigMap `wgslice-gw-S`: the gateway's config (MemberSlice spec + listen port, table);
-- Deployment `wgslice-gw-S`: the gateway, hostNetwork, pinned to the chosen gateway node;
+- per gateway unit (units.py; `wgslice-gw-S` when the slice runs one gateway): ConfigMap,
+  the gateway's config (MemberSlice spec + listen port, table), and Deployment, the
+  gateway, hostNetwork, pinned to its gateway node;
 - NetworkPolicy `wgslice-isolation` in each slice namespace when isolation is on.
 """
 
@@ -14,10 +15,14 @@ from typing import Any
 
 import yaml
 
+from wgslice.slice.member import units
 from wgslice.slice.member.choices import SLICE_LABEL, SYSTEM_NAMESPACE, SliceLocal
 
 MANAGED = {"app.kubernetes.io/managed-by": "wgslice-member-agent"}
-MCS_SPEC_KEYS = ("serviceImports", "serviceExports")
+MCS_SPEC_KEYS = units.MCS_SPEC_KEYS
+#: Pod and object labels of a gateway unit: its name, and the gateway index it belongs to.
+UNIT_LABEL = "wgslice.io/gateway-unit"
+INDEX_LABEL = "wgslice.io/gateway-index"
 
 
 def slice_configmap(local: SliceLocal) -> dict[str, Any]:
@@ -34,27 +39,35 @@ def slice_configmap(local: SliceLocal) -> dict[str, Any]:
 
 
 def gateway_config(local: SliceLocal, spec: Mapping[str, Any]) -> dict[str, Any]:
-    """What `wgslice gateway run --config` reads: the MemberSlice spec plus local choices."""
-    return {
-        # the Multi-Cluster Services parts are the agent's, not the gateway's: an import
-        # changing must not restart a tunnel
-        **{k: v for k, v in spec.items() if k not in MCS_SPEC_KEYS},
-        "listenPort": local.listen_port,
-        "table": local.table,
-        "tunnelAddress": local.gateway_address,
-    }
+    """What `wgslice gateway run --config` reads for unit (0, 0) of the first gateway."""
+    return units.unit_config(local, spec, units.units(local, spec)[0])
 
 
 def gateway_objects(local: SliceLocal, spec: Mapping[str, Any], image: str) -> list[dict[str, Any]]:
-    name = f"wgslice-gw-{local.slice}"
+    """ConfigMap and Deployment of every gateway unit of the slice (units.py)."""
+    out: list[dict[str, Any]] = []
+    for unit in units.units(local, spec):
+        out += unit_objects(local, unit, units.unit_config(local, spec, unit), image)
+    return out
+
+
+def unit_objects(local: SliceLocal, unit: units.Unit, config: Mapping[str, Any],
+                 image: str) -> list[dict[str, Any]]:
+    name = unit.name
     labels = {"app.kubernetes.io/name": "wgslice-gateway", SLICE_LABEL: local.slice, **MANAGED}
-    config = yaml.safe_dump(gateway_config(local, spec), sort_keys=False)
+    selector = {"app.kubernetes.io/name": "wgslice-gateway", SLICE_LABEL: local.slice}
+    # unit (0, 0) keeps the labels and selector of before: a Deployment's selector cannot
+    # change, and a new pod label would restart every gateway on upgrade. The others
+    # select their own unit.
+    if name != units.unit_name(local.slice):
+        labels.update({UNIT_LABEL: name, INDEX_LABEL: str(unit.index)})
+        selector[UNIT_LABEL] = name
     return [
         {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": SYSTEM_NAMESPACE, "labels": labels},
-            "data": {"config.yaml": config},
+            "data": {"config.yaml": yaml.safe_dump(dict(config), sort_keys=False)},
         },
         {
             "apiVersion": "apps/v1",
@@ -64,18 +77,13 @@ def gateway_objects(local: SliceLocal, spec: Mapping[str, Any], image: str) -> l
                 "replicas": 1,
                 # never two gateways with one key on one port: stop the old one first
                 "strategy": {"type": "Recreate"},
-                "selector": {
-                    "matchLabels": {
-                        "app.kubernetes.io/name": "wgslice-gateway",
-                        SLICE_LABEL: local.slice,
-                    }
-                },
+                "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
                         "hostNetwork": True,
                         "serviceAccountName": "wgslice-gateway",
-                        "nodeSelector": {"kubernetes.io/hostname": local.gateway_node},
+                        "nodeSelector": {"kubernetes.io/hostname": unit.place.node},
                         "tolerations": [{"operator": "Exists"}],
                         "containers": [
                             {
@@ -88,9 +96,9 @@ def gateway_objects(local: SliceLocal, spec: Mapping[str, Any], image: str) -> l
                                     "--config",
                                     "/etc/wgslice/gateway/config.yaml",
                                     "--key-secret",
-                                    f"{SYSTEM_NAMESPACE}/{name}-key",
+                                    f"{SYSTEM_NAMESPACE}/{unit.key_secret}",
                                     "--status-port",
-                                    str(local.status_port),
+                                    str(units.status_port(local.status_port, unit.rank)),
                                 ],
                                 "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
                                 "volumeMounts": [
@@ -191,6 +199,8 @@ def member_slice_status(
             "txBytes": int(p.get("tx_bytes") or 0),
             "loss": float(p.get("loss") or 0.0),
         }
+        if "routed" in p:  # a gateway that predates redundancy does not say
+            t["routed"] = bool(p["routed"])
         if p.get("latest_handshake"):
             t["latestHandshake"] = _rfc3339(float(p["latest_handshake"]))
         if rtt:
@@ -229,10 +239,14 @@ _VOLATILE = ("rxBytes", "txBytes", "rttMs", "latestHandshake", "loss")
 
 def significant(status: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a MemberSlice status worth an immediate write: without counters and times."""
-    out = {k: v for k, v in status.items() if k not in ("tunnels", "conditions")}
-    out["tunnels"] = [
-        {k: v for k, v in t.items() if k not in _VOLATILE} for t in status.get("tunnels") or []
-    ]
+
+    def tunnels(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in t.items() if k not in _VOLATILE}
+                for t in body.get("tunnels") or []]
+
+    out = {k: v for k, v in status.items() if k not in ("tunnels", "conditions", "gateways")}
+    out["tunnels"] = tunnels(status)
+    out["gateways"] = [{**g, "tunnels": tunnels(g)} for g in status.get("gateways") or []]
     out["conditions"] = [
         {k: v for k, v in c.items() if k != "lastTransitionTime"}
         for c in status.get("conditions") or []

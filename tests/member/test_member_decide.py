@@ -60,9 +60,9 @@ def execute(snap: MemberSnapshot, a: MemberActions, *, pods_follow: bool = True
     present = set(snap.present)
     slice_configs, gateway_configs = dict(snap.slice_configs), dict(snap.gateway_configs)
     namespaces, policies, keys = dict(snap.namespaces), dict(snap.policies), dict(snap.keys)
-    for name in a.create_keys:
-        keys[name] = f"pub-{name}"
-        present.add(("Secret", SYSTEM_NAMESPACE, key_secret_name(name)))
+    for secret in a.create_keys:
+        keys[secret] = f"pub-{secret}"
+        present.add(("Secret", SYSTEM_NAMESPACE, secret))
     for f in [*a.add_finalizers, *a.release_finalizers]:
         m = hub[f.name]
         assert m["metadata"].get("resourceVersion", "") == f.resource_version
@@ -83,7 +83,7 @@ def execute(snap: MemberSnapshot, a: MemberActions, *, pods_follow: bool = True
         data = obj.get("data") or {}
         if "slice.yaml" in data:
             slice_configs[meta["labels"][SLICE_LABEL]] = yaml.safe_load(data["slice.yaml"])
-        if "config.yaml" in data:
+        if "config.yaml" in data and name == gateway_name(meta["labels"][SLICE_LABEL]):
             gateway_configs[meta["labels"][SLICE_LABEL]] = yaml.safe_load(data["config.yaml"])
     for kind, ns, name in a.delete:
         if kind == "NetworkPolicy":
@@ -97,7 +97,7 @@ def execute(snap: MemberSnapshot, a: MemberActions, *, pods_follow: bool = True
             if kind == "ConfigMap" and name.startswith(prefix):
                 configs.pop(name.removeprefix(prefix), None)
         if kind == "Secret":
-            keys.pop(name.removeprefix("wgslice-gw-").removesuffix("-key"), None)
+            keys.pop(name, None)
     for ns in a.unlabel_namespaces:
         namespaces[ns] = ""
     reported = dict(snap.reported)
@@ -125,8 +125,7 @@ def round_(snap: MemberSnapshot, check: Check) -> MemberActions:
     actions = decide(snap, check)
     if actions.create_keys:
         keys = {**snap.keys, **{n: f"pub-{n}" for n in actions.create_keys}}
-        present = snap.present | {("Secret", SYSTEM_NAMESPACE, key_secret_name(n))
-                                  for n in actions.create_keys}
+        present = snap.present | {("Secret", SYSTEM_NAMESPACE, n) for n in actions.create_keys}
         again = decide(replace(snap, keys=keys, present=present), check)
         assert not again.create_keys
         again.create_keys = actions.create_keys
@@ -299,12 +298,12 @@ def test_reports_pace_counters_but_not_state_changes() -> None:
     world = execute(snap, first)
     status = {"peers": [{"cluster": "west", "state": 2, "rx_bytes": 1}], "public_key": "pub-a",
               "listen_port": 51820}
-    up = replace(world, gateways={"a": (status, "")}, clock=1.0)
+    up = replace(world, gateways={gateway_name("a"): (status, "")}, clock=1.0)
     a = round_(up, check)
     assert (HUB_NS, "a") in a.statuses and a.heartbeat is None  # a tunnel up: at once
     world = execute(up, a)
     more = {**status, "peers": [{**status["peers"][0], "rx_bytes": 99}]}
-    counters = replace(world, gateways={"a": (more, "")}, clock=2.0)
+    counters = replace(world, gateways={gateway_name("a"): (more, "")}, clock=2.0)
     assert not round_(counters, check).statuses  # counters only: later
     later = replace(counters, clock=1.0 + REPORT_SECONDS)
     assert round_(later, check).statuses
