@@ -15,6 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from wgslice.slice.dashboard.gateways import condition as _condition
+from wgslice.slice.dashboard.gateways import gateways_of, rate_key
+
 #: State severity; a tunnel is as bad as its worse end (the hub controller does the same).
 SEVERITY = {"connected": 0, "connecting": 1, "degraded": 2, "down": 3}
 #: A member whose agent has not written a heartbeat for this long is shown as stale (agents
@@ -74,11 +77,6 @@ def human_bytes(n: float | None, suffix: str = "B") -> str:
     return f"{value:.1f} Ti{suffix}"  # pragma: no cover - loop always returns
 
 
-def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
-    conds = (obj.get("status") or {}).get("conditions") or []
-    return next((c for c in conds if c.get("type") == type_), {})
-
-
 # -- rates ------------------------------------------------------------------------------------
 @dataclass
 class _Series:
@@ -105,9 +103,9 @@ class RateTracker:
     """
 
     idle: float = RATE_IDLE_S
-    series: dict[tuple[str, str, str], _Series] = field(default_factory=dict)
+    series: dict[tuple[str, ...], _Series] = field(default_factory=dict)
 
-    def observe(self, key: tuple[str, str, str], t: float, rx: int, tx: int) -> None:
+    def observe(self, key: tuple[str, ...], t: float, rx: int, tx: int) -> None:
         old = self.series.get(key)
         if old is None or rx < old.rx or tx < old.tx:
             self.series[key] = _Series(t, rx, tx, t)
@@ -119,7 +117,7 @@ class RateTracker:
             old.rx_rate, old.tx_rate = (rx - old.rx) / span, (tx - old.tx) / span
         old.rx, old.tx, old.t, old.changed_at = rx, tx, t, t
 
-    def rates(self, key: tuple[str, str, str], now: float) -> tuple[float | None, float | None]:
+    def rates(self, key: tuple[str, ...], now: float) -> tuple[float | None, float | None]:
         s = self.series.get(key)
         if s is None:
             return None, None
@@ -129,14 +127,15 @@ class RateTracker:
 
     def observe_snapshot(self, snap: Snapshot, t: float) -> None:
         for ms in snap.member_slices:
-            spec, status = ms.get("spec") or {}, ms.get("status") or {}
-            for tun in status.get("tunnels") or []:
-                if tun.get("peer"):
-                    key = (spec.get("slice", ""), spec.get("member", ""), tun["peer"])
+            spec = ms.get("spec") or {}
+            for gw in gateways_of(ms):  # per gateway tunnel: gateways restart one by one
+                for tun in gw["tunnels"]:
+                    key = rate_key(spec.get("slice", ""), spec.get("member", ""),
+                                   gw["index"], tun["peer"], tun["gateway"])
                     self.observe(key, t, int(tun.get("rxBytes") or 0),
                                  int(tun.get("txBytes") or 0))
 
-    def forget_except(self, keys: Iterable[tuple[str, str, str]]) -> None:
+    def forget_except(self, keys: Iterable[tuple[str, ...]]) -> None:
         keep = set(keys)
         for k in [k for k in self.series if k not in keep]:
             del self.series[k]
@@ -169,44 +168,6 @@ def gateway_view(ms: Mapping[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def _end(snap_ms: Mapping[str, Mapping[str, Any]], local: str, remote: str,
-         slice_name: str, rates: RateTracker, mono: float, now: dt.datetime
-         ) -> dict[str, Any]:
-    """What `local`'s gateway reports about its tunnel to `remote`."""
-    ms = snap_ms.get(local)
-    status = (ms or {}).get("status") or {}
-    entry = next((t for t in status.get("tunnels") or [] if t.get("peer") == remote), None)
-    peer_spec: dict[str, Any] = next((p for p in ((ms or {}).get("spec") or {}).get("peers") or []
-                      if p.get("member") == remote), {})
-    if entry is None:
-        ready = _condition(ms or {}, "Ready")
-        if ready.get("status") == "False" and ready.get("reason") == "GatewayUnreachable":
-            state, reason = "down", f"{local}: {ready.get('message') or 'gateway unreachable'}"
-        else:
-            state, reason = "connecting", f"no report from {local} about {remote} yet"
-        return {"member": local, "reported": False, "state": state, "reason": reason,
-                "endpoint": peer_spec.get("endpoint", "")}
-    state = entry.get("state", "connecting")
-    state = state if state in SEVERITY else "down"
-    rx_rate, tx_rate = rates.rates((slice_name, local, remote), mono)
-    rtt = entry.get("rttMs") or {}
-    return {
-        "member": local,
-        "reported": True,
-        "state": state,
-        "reason": entry.get("reason", ""),
-        "endpoint": entry.get("endpoint") or peer_spec.get("endpoint", ""),
-        "latestHandshake": entry.get("latestHandshake"),
-        "handshakeAgeSeconds": age_seconds(entry.get("latestHandshake"), now),
-        "rttMs": {k: rtt.get(k) for k in ("last", "min", "avg", "max")},
-        "loss": entry.get("loss"),
-        "rxBytes": int(entry.get("rxBytes") or 0),
-        "txBytes": int(entry.get("txBytes") or 0),
-        "rxRate": rx_rate,
-        "txRate": tx_rate,
-    }
-
-
 def tunnel_pairs(by_member: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
     """Unordered (a < b) member pairs with a tunnel, from the MemberSlices' peers."""
     pairs = set()
@@ -215,37 +176,6 @@ def tunnel_pairs(by_member: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, 
             if p.get("member") and p["member"] != member:
                 pairs.add(tuple(sorted((member, p["member"]))))
     return sorted(pairs)
-
-
-def tunnels_view(snap: Snapshot, slice_name: str, rates: RateTracker, mono: float,
-                 now: dt.datetime) -> list[dict[str, Any]]:
-    """One row per tunnel (a, b): the worse end's state; metrics measured by `a` (or by `b`
-    when `a` has not reported), both ends in `ends`."""
-    by_member = member_slices_of(snap, slice_name)
-    silent = {(m.get("metadata") or {}).get("name") for m in snap.members
-              if member_health(m, now)[0] != "healthy"}
-    rows = []
-    for a, b in tunnel_pairs(by_member):
-        ea = _end(by_member, a, b, slice_name, rates, mono, now)
-        eb = _end(by_member, b, a, slice_name, rates, mono, now)
-        worst = max((ea, eb), key=lambda e: SEVERITY[e["state"]])
-        main = ea if ea["reported"] or not eb["reported"] else eb
-        local, remote = (a, b) if main is ea else (b, a)
-        row = {
-            "id": f"{a}--{b}", "slice": slice_name, "a": a, "b": b,
-            "local": local, "remote": remote,
-            "state": worst["state"],
-            "reason": worst["reason"] if worst["state"] != "connected" else "",
-        }
-        for k in ("endpoint", "latestHandshake", "handshakeAgeSeconds", "rttMs", "loss",
-                  "rxBytes", "txBytes", "rxRate", "txRate"):
-            row[k] = main.get(k)
-        row["ends"] = {a: ea, b: eb}
-        row["stale"] = sorted({a, b} & silent)  # members whose reports may be old
-        if row["stale"] and not row["reason"]:
-            row["reason"] = f"no heartbeat from {', '.join(row['stale'])}: data may be old"
-        rows.append(row)
-    return rows
 
 
 def count_states(tunnels: Iterable[Mapping[str, Any]]) -> dict[str, int]:
@@ -300,7 +230,10 @@ def graph_view(members: Sequence[Mapping[str, Any]], tunnels: Sequence[Mapping[s
                ) -> dict[str, Any]:
     pos = layout([m["name"] for m in members])
     nodes = [{"id": m["name"], "x": pos[m["name"]][0], "y": pos[m["name"]][1],
-              "subnet": m.get("subnet", ""), "ready": m.get("ready", False)}
+              "subnet": m.get("subnet", ""), "ready": m.get("ready", False),
+              # the picture shows how many gateways a member runs, and how many are ready
+              "gateways": len(m.get("gateways") or []),
+              "gatewaysReady": sum(bool(g.get("ready")) for g in m.get("gateways") or [])}
              for m in members]
     edges = []
     for t in tunnels:

@@ -11,10 +11,16 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from wgslice.slice.dashboard.gateways import condition as _condition
+from wgslice.slice.dashboard.gateways import (
+    gateway_summary,
+    gateways_of,
+    public_gateways,
+    redundancy,
+)
 from wgslice.slice.dashboard.hubview import (
     RateTracker,
     Snapshot,
-    _condition,
     count_states,
     events_view,
     gateway_view,
@@ -23,8 +29,8 @@ from wgslice.slice.dashboard.hubview import (
     member_slices_of,
     services_view,
     slice_health,
-    tunnels_view,
 )
+from wgslice.slice.dashboard.tunnels import tunnels_view
 
 API_VERSION = "v1"
 
@@ -52,6 +58,7 @@ def _slice_summary(snap: Snapshot, s: Mapping[str, Any], rates: RateTracker, mon
         "degraded": int((status.get("tunnels") or {}).get("degraded") or 0),
         "down": int((status.get("tunnels") or {}).get("down") or 0), "connecting": 0}
     ready = _condition(s, "Ready")
+    by_member = member_slices_of(snap, name)
     return {
         "name": name,
         "cidr": status.get("cidr", ""),
@@ -65,6 +72,9 @@ def _slice_summary(snap: Snapshot, s: Mapping[str, Any], rates: RateTracker, mon
         "readyReason": ready.get("reason", ""),
         "readyMessage": ready.get("message", ""),
         "health": slice_health(s, counts),
+        # per member: how many gateways it runs for this slice, where, how many are ready
+        "gateways": [{"member": m, **gateway_summary(by_member.get(m))}
+                     for m in _slice_members(s)],
     }
 
 
@@ -120,6 +130,8 @@ def slice_detail(snap: Snapshot, name: str, rates: RateTracker, mono: float,
             "subnet": sm.get("subnet") or ((ms or {}).get("spec") or {}).get("subnet", ""),
             "ready": bool(sm.get("ready", gw["ready"])),
             "gateway": gw,
+            "gateways": public_gateways(gateways_of(ms)),
+            "redundant": redundancy(ms),
             "namespaces": [{"name": n, "attachedPods": pods.get(n, 0)}
                            for n in sorted(set(ns_spec) | set(pods))],
         })
@@ -151,7 +163,9 @@ def member_detail(snap: Snapshot, name: str, rates: RateTracker, mono: float,
                    if name in (t["a"], t["b"])]
         gateways.append({"slice": sname,
                          "subnet": ((ms or {}).get("spec") or {}).get("subnet", ""),
-                         **gateway_view(ms), "tunnels": count_states(tunnels)})
+                         **gateway_view(ms), "tunnels": count_states(tunnels),
+                         "gateways": public_gateways(gateways_of(ms)),
+                         "redundant": redundancy(ms)})
     return {"apiVersion": API_VERSION, "kind": "MemberView", "generatedAt": _iso(now),
             **summary,
             "podCIDRs": list(spec.get("podCIDRs") or []),

@@ -73,6 +73,11 @@ def status_text(doc: Mapping[str, Any], colour: bool = False) -> str:
            "",
            table(["MEMBER", "HEALTH", "HEARTBEAT", "AGENT", "SLICES"], members, colour, {1: 1})
            if members else "No members."]
+    gateways = [[s["name"], _gateway_count(g),
+                 f"{g['ready']}/{g['count']}" if g["count"] else "-", _redundant(g)]
+                for s in doc["slices"] for g in s.get("gateways") or []]
+    if gateways:
+        out += ["", table(["SLICE", "GATEWAYS", "READY", "REDUNDANT"], gateways, colour)]
     services = [
         [s["slice"], f"{s['namespace']}/{s['name']}", s["health"], s.get("type") or "-",
          ",".join(f"{x['member']}({x['readyEndpoints']}/{x['endpoints']})"
@@ -88,6 +93,23 @@ def status_text(doc: Mapping[str, Any], colour: bool = False) -> str:
     return "\n".join(out)
 
 
+def _gateway_count(g: Mapping[str, Any]) -> str:
+    """`c1: 2 gateways (c1-n1, c1-n2)`: how many, and on which nodes (an older agent does
+    not say which node; its one gateway is then just counted)."""
+    n = g["count"]
+    if not n:
+        return f"{g['member']}: no gateway reported"
+    nodes = f" ({', '.join(g['nodes'])})" if g.get("nodes") else ""
+    return f"{g['member']}: {n} gateway{'s' if n != 1 else ''}{nodes}"
+
+
+def _redundant(g: Mapping[str, Any]) -> str:
+    r = g.get("redundant")
+    if not r:
+        return "-"
+    return r["status"] if r["status"] == "True" else f"{r['status']} ({r.get('reason') or '-'})"
+
+
 def _conditions_short(svc: Mapping[str, Any]) -> str:
     """The conditions that are not as they should be, per exporter; "ok" otherwise."""
     bad = []
@@ -100,16 +122,42 @@ def _conditions_short(svc: Mapping[str, Any]) -> str:
     return ",".join(bad) or "ok"
 
 
+def _traffic(g: Mapping[str, Any]) -> str:
+    """Whether a gateway tunnel carries traffic: `routed` (an end sends the other's subnets
+    through it), `standby` (up, ready to take over), `-` (not up)."""
+    if g.get("routed"):
+        return "routed"
+    return "standby" if g["state"] == "connected" else "-"
+
+
+def _measured(t: Mapping[str, Any]) -> list[Any]:
+    return [human_age(t.get("handshakeAgeSeconds")), _rtt(t),
+            "-" if t.get("loss") is None else f"{100 * t['loss']:.0f}%",
+            human_bytes(t.get("rxBytes")), human_bytes(t.get("txBytes")),
+            _rate(t.get("rxRate")), _rate(t.get("txRate")), t.get("reason", "")]
+
+
 def tunnels_text(rows: Sequence[Mapping[str, Any]], colour: bool = False) -> str:
+    """A row per member pair; under it, when the two members are joined by more than one
+    gateway tunnel (redundant gateways), a row per gateway tunnel `c1/0 -> c2/1` whose
+    TRAFFIC says which of them carry the traffic."""
     if not rows:
         return "No tunnels."
-    body = [[t["slice"], t["local"], t["remote"], t["endpoint"], t["state"],
-             human_age(t["handshakeAgeSeconds"]), _rtt(t),
-             "-" if t.get("loss") is None else f"{100 * t['loss']:.0f}%",
-             human_bytes(t.get("rxBytes")), human_bytes(t.get("txBytes")),
-             _rate(t.get("rxRate")), _rate(t.get("txRate")), t.get("reason", "")]
-            for t in rows]
-    return table(["SLICE", "LOCAL", "REMOTE", "ENDPOINT", "STATE", "HANDSHAKE",
+    body = []
+    for t in rows:
+        counts = t.get("gatewayCounts") or {}
+        traffic = (f"{counts['up']}/{counts['total']} up, {counts['routed']} routed"
+                   if counts else "-")
+        body.append([t["slice"], t["local"], t["remote"], t["endpoint"], t["state"], traffic,
+                     *_measured(t)])
+        gws = t.get("gatewayTunnels") or []
+        if len(gws) < 2:
+            continue  # one gateway on each side: the member row says it all
+        for g in gws:
+            body.append([" ", f"  {g['local']}/{g['localIndex']} ->",
+                         f"{g['remote']}/{g['remoteIndex']}", g["endpoint"], g["state"],
+                         _traffic(g), *_measured(g)])
+    return table(["SLICE", "LOCAL", "REMOTE", "ENDPOINT", "STATE", "TRAFFIC", "HANDSHAKE",
                   "RTT(ms) LAST/AVG/MAX", "LOSS", "RX", "TX", "RX/s", "TX/s", "REASON"],
                  body, colour, {4: 4})
 

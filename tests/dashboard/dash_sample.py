@@ -91,3 +91,69 @@ def snapshot(**overrides: Any) -> Snapshot:
     }
     base.update(overrides)
     return Snapshot(**base)
+
+
+# -- redundant gateways (issue 14): MemberSlice.status.gateways[] -----------------------------
+GATEWAYS = {"c1": 2, "c2": 2, "c3": 1}
+
+
+def gw_key(member: str, index: int) -> str:
+    """A stand-in *public* key per gateway (44 characters of base64, like WireGuard's)."""
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.sha256(f"{member}/{index}".encode()).digest()).decode()
+
+
+def gw_endpoint(member: str, index: int) -> str:
+    """198.51.100.21:51820 for c1's gateway 0, .22 for its gateway 1, ..."""
+    host = ENDPOINTS[member].rsplit(":", 1)[0]
+    return f"{host[:-1]}{int(host[-1]) + index}:51820"
+
+
+def gw_tunnel(peer: str, gateway: int, routed: bool, state: str = "connected",
+              rx: int = 1000, tx: int = 2000, reason: str = "") -> dict[str, Any]:
+    return {**tunnel(peer, state, rx, tx, reason=reason), "gateway": gateway, "routed": routed}
+
+
+def redundant_member_slice(member: str, counts: dict[str, int] | None = None,
+                           down: set[tuple[str, int, str, int]] | None = None,
+                           bytes_: dict[tuple[int, str, int], int] | None = None
+                           ) -> dict[str, Any]:
+    """A MemberSlice as a new agent reports it: gateway i routes peer P through P's gateway
+    `i mod J_P` (the lowest metric, docs/redundancy.md); `down` lists (member, i, peer, j)
+    tunnels that member's gateway i reports down (and so withdrawn: not routed); `bytes_`
+    sets the rx counters of this member's (i, peer, j) tunnels."""
+    counts = counts or GATEWAYS
+    down, bytes_ = down or set(), bytes_ or {}
+    ms = member_slice(member)
+    gateways = []
+    for i in range(counts[member]):
+        tunnels = []
+        for p in sorted(m for m in counts if m != member):
+            for j in range(counts[p]):
+                dead = (member, i, p, j) in down
+                preferred = j == i % counts[p]
+                t = gw_tunnel(p, j, routed=preferred and not dead,
+                              state="down" if dead else "connected",
+                              rx=bytes_.get((i, p, j), 1000),
+                              reason="3 probes lost" if dead else "")
+                t["endpoint"] = f"{gw_endpoint(p, j).rsplit(':', 1)[0]}:{51820 + 1000 * i}"
+                tunnels.append(t)
+        gateways.append({"index": i, "node": f"{member}-n{i + 1}",
+                         "publicKey": gw_key(member, i),
+                         "endpoint": gw_endpoint(member, i),
+                         "tunnelAddress": f"10.224.{list(SUBNETS).index(member)}.{1 + 254 * i}",
+                         "ready": True, "tunnels": tunnels})
+    ms["status"]["gateways"] = gateways
+    ms["status"]["tunnels"] = [t for t in gateways[0]["tunnels"] if t["gateway"] == 0]
+    redundant = counts[member] > 1
+    ms["status"]["conditions"].append({
+        "type": "Redundant", "status": "True" if redundant else "False",
+        "reason": "GatewaysReady" if redundant else "TooFewGatewayNodes",
+        "message": "" if redundant else "1 node labelled wgslice.io/gateway=true"})
+    return ms
+
+
+def redundant_snapshot(**kw: Any) -> Snapshot:
+    return snapshot(member_slices=[redundant_member_slice(m, **kw) for m in SUBNETS])

@@ -12,8 +12,8 @@ from wgslice.slice.dashboard.hubview import (
     human_age,
     human_bytes,
     layout,
-    tunnels_view,
 )
+from wgslice.slice.dashboard.tunnels import tunnels_view
 
 
 def test_one_row_per_tunnel_with_handshake_and_rtt() -> None:

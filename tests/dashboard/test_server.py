@@ -107,3 +107,23 @@ async def test_insecure_no_auth_is_explicit() -> None:
     async with TestClient(TestServer(make_app(StaticSource(snapshot()), None,
                                               insecure_no_auth=True))) as c:
         assert (await c.get("/api/v1/overview")).status == 200
+
+
+async def test_json_api_with_redundant_gateways() -> None:
+    """The documents the pages draw from carry every gateway and every gateway tunnel."""
+    from dash_sample import redundant_snapshot
+
+    async with TestClient(TestServer(make_app(StaticSource(redundant_snapshot()), TOKEN))) as c:
+        doc = await (await c.get("/api/v1/tunnels?slice=demo", headers=AUTH)).json()
+        rows = {t["id"]: t for t in doc["items"]}
+        assert rows["c1--c2"]["gatewayCounts"] == {"total": 4, "up": 4, "routed": 2}
+        routed = [g["id"] for g in rows["c1--c2"]["gatewayTunnels"] if g["routed"]]
+        assert routed == ["c1/0--c2/0", "c1/1--c2/1"]
+        doc = await (await c.get("/api/v1/slices/demo", headers=AUTH)).json()
+        m = {x["name"]: x for x in doc["memberDetails"]}
+        assert [g["node"] for g in m["c2"]["gateways"]] == ["c2-n1", "c2-n2"]
+        assert {n["id"]: n["gateways"] for n in doc["graph"]["nodes"]} == {"c1": 2, "c2": 2,
+                                                                         "c3": 1}
+        doc = await (await c.get("/api/v1/overview", headers=AUTH)).json()
+        assert {g["member"]: g["count"] for g in doc["slices"][0]["gateways"]} == {
+            "c1": 2, "c2": 2, "c3": 1}

@@ -5,6 +5,8 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 let source = null;
+// Member pairs whose gateway tunnels are shown: kept across the re-render of every update.
+const expanded = new Set();
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -124,8 +126,16 @@ function topology(g) {
   }
   for (const n of g.nodes) {
     const group = svg("g", {class: "node " + (n.ready ? "ready" : "notready"), "data-member": n.id});
+    group.setAttribute("data-gateways", n.gateways || 0);
     group.appendChild(svg("circle", {cx: n.x, cy: n.y, r: 30}));
-    group.appendChild(svg("text", {x: n.x, y: n.y + 5, "text-anchor": "middle", class: "name"}, n.id));
+    const gws = n.gateways || 0;
+    group.appendChild(svg("text", {x: n.x, y: n.y + (gws ? -1 : 5), "text-anchor": "middle", class: "name"}, n.id));
+    if (gws) {  // how many gateways the member runs for this slice, and how many are ready
+      group.appendChild(svg("text", {x: n.x, y: n.y + 14, "text-anchor": "middle",
+        class: "gwcount" + (n.gatewaysReady < gws ? " short" : "")},
+        `${gws} gw` + (n.gatewaysReady < gws ? ` (${n.gatewaysReady} ready)` : "")));
+      group.appendChild(svg("title", {}, `${n.id}: ${gws} gateway${gws === 1 ? "" : "s"}, ${n.gatewaysReady} ready`));
+    }
     const sy = n.y < g.height / 2 - 1 ? n.y - 38 : n.y + 48;  // outside the ring, off the edges
     group.appendChild(svg("text", {x: n.x, y: sy, "text-anchor": "middle", class: "subnet"}, n.subnet || ""));
     root.appendChild(group);
@@ -133,18 +143,56 @@ function topology(g) {
   return root;
 }
 
+// Every gateway of a member: index, node, endpoint, readiness; then the Redundant condition.
+function gatewayList(gws, redundant) {
+  const items = (gws || []).map(g => el("div", {class: "gw", "data-index": g.index, "data-ready": String(g.ready)},
+    badge(g.ready ? "ready" : "notready"), " ", el("b", {}, "#" + g.index), " ",
+    g.node || "", g.node ? " · " : "", el("span", {class: "mono", title: g.publicKey || ""}, g.endpoint || "-")));
+  const note = redundant && redundant.status !== "True"
+    ? el("div", {class: "reason"}, `not redundant: ${redundant.reason}` + (redundant.message ? ` (${redundant.message})` : "")) : null;
+  return [items.length ? items : el("span", {class: "muted"}, "none reported"), note];
+}
+
 function renderSlice(doc) {
   crumbs([["Overview", "#/"], ["slice " + doc.name, null]]);
-  const tunnels = doc.tunnelList.map(t => el("tr", {class: "tunnel s-" + t.state, "data-tunnel": t.id, "data-state": t.state},
-    el("td", {}, t.local), el("td", {}, t.remote),
-    el("td", {class: "mono"}, t.endpoint || "-"),
-    el("td", {}, badge(t.state), t.reason ? el("div", {class: "reason"}, t.reason) : null),
+  const measured = t => [
     el("td", {class: "handshake"}, t.handshakeAgeSeconds === null || t.handshakeAgeSeconds === undefined ? "never" : age(t.handshakeAgeSeconds) + " ago"),
     el("td", {class: "rtt"}, `${ms((t.rttMs || {}).last)} / ${ms((t.rttMs || {}).avg)} / ${ms((t.rttMs || {}).max)}`),
     el("td", {}, t.loss === null || t.loss === undefined ? "-" : (100 * t.loss).toFixed(0) + " %"),
     el("td", {}, bytes(t.rxBytes), " / ", bytes(t.txBytes)),
     el("td", {}, t.rxRate === null || t.rxRate === undefined ? "-" : bytes(t.rxRate, "B/s"), " / ",
-      t.txRate === null || t.txRate === undefined ? "-" : bytes(t.txRate, "B/s"))));
+      t.txRate === null || t.txRate === undefined ? "-" : bytes(t.txRate, "B/s"))];
+  const tunnels = [];
+  for (const t of doc.tunnelList) {
+    const gws = t.gatewayTunnels || [];
+    const open = expanded.has(t.id);
+    const toggle = gws.length ? el("button", {class: "expand", type: "button", "aria-expanded": String(open),
+      title: "show the gateway tunnels of this pair"}, open ? "▾" : "▸") : null;
+    const row = el("tr", {class: "tunnel s-" + t.state, "data-tunnel": t.id, "data-state": t.state},
+      el("td", {}, toggle, " ", t.local), el("td", {}, t.remote),
+      el("td", {class: "mono"}, t.endpoint || "-"),
+      el("td", {}, badge(t.state), t.reason ? el("div", {class: "reason"}, t.reason) : null),
+      el("td", {class: "gwsummary"}, t.gatewaySummary || "-"),
+      measured(t));
+    tunnels.push(row);
+    const details = gws.map(g => el("tr", {class: "gw-tunnel s-" + g.state, "data-parent": t.id,
+        "data-gw-tunnel": g.id, "data-state": g.state, "data-routed": String(g.routed), hidden: open ? null : ""},
+      el("td", {class: "mono"}, `${g.local}/${g.localIndex}`), el("td", {class: "mono"}, `${g.remote}/${g.remoteIndex}`),
+      el("td", {class: "mono"}, g.endpoint || "-"),
+      el("td", {}, badge(g.state), g.reason ? el("div", {class: "reason"}, g.reason) : null),
+      el("td", {class: "traffic"}, g.routed
+        ? el("span", {class: "carrying", title: "routed by " + g.routedBy.join(", ")}, "carrying traffic")
+        : el("span", {class: "muted"}, g.state === "connected" ? "standby" : "-")),
+      measured(g)));
+    tunnels.push(...details);
+    if (toggle) toggle.addEventListener("click", () => {
+      const now = !expanded.has(t.id);
+      if (now) expanded.add(t.id); else expanded.delete(t.id);
+      toggle.textContent = now ? "▾" : "▸";
+      toggle.setAttribute("aria-expanded", String(now));
+      for (const d of details) d.hidden = !now;
+    });
+  }
   const members = doc.memberDetails.map(m => el("tr", {},
     el("td", {}, el("a", {href: "#/member/" + encodeURIComponent(m.name)}, m.name)),
     el("td", {class: "mono"}, m.subnet || "-"),
@@ -152,6 +200,7 @@ function renderSlice(doc) {
     el("td", {class: "mono"}, m.gateway.endpoint || "-"),
     el("td", {}, m.gateway.implementation || "-", m.gateway.mtu ? ` (MTU ${m.gateway.mtu})` : ""),
     el("td", {class: "mono key"}, m.gateway.publicKey || "-"),
+    el("td", {class: "gateway-list", "data-member": m.name}, gatewayList(m.gateways, m.redundant)),
     el("td", {}, m.namespaces.map((n, i) => [i ? ", " : "", `${n.name}: ${n.attachedPods} pod${n.attachedPods === 1 ? "" : "s"}`]))));
   const conds = doc.conditions.map(c => el("tr", {},
     el("td", {}, c.type), el("td", {}, c.status), el("td", {}, c.reason || ""), el("td", {}, c.message || "")));
@@ -181,11 +230,11 @@ function renderSlice(doc) {
       el("section", {}, el("h2", {}, "Conditions"),
         table(["Type", "Status", "Reason", "Message"], conds, "conditions"))),
     el("h2", {}, "Tunnels"),
-    tunnels.length ? table(["Local", "Remote", "Endpoint", "State", "Last handshake",
+    tunnels.length ? table(["Local", "Remote", "Endpoint", "State", "Gateway tunnels", "Last handshake",
       "RTT ms last/avg/max", "Loss", "Bytes rx/tx", "Rate rx/tx"], tunnels, "tunnels")
       : el("p", {class: "muted"}, "No tunnels (yet)."),
     el("h2", {}, "Members"),
-    table(["Member", "Subnet", "Gateway", "Endpoint", "Implementation", "Public key", "Namespaces (attached pods)"], members, "slice-members"),
+    table(["Member", "Subnet", "Gateway", "Endpoint", "Implementation", "Public key", "Gateways (index, node, endpoint)", "Namespaces (attached pods)"], members, "slice-members"),
     el("h2", {}, "Exported services (clusterset.local)"),
     services.length ? table(["Service", "Health", "Type", "Ports", "Exported by: endpoints, conditions",
       "Imported in: endpoints per source member"], services, "services")
@@ -205,14 +254,15 @@ function renderMember(doc) {
     el("td", {class: "mono"}, g.endpoint || "-"),
     el("td", {}, g.implementation || "-"), el("td", {}, g.listenPort || "-"), el("td", {}, g.mtu || "-"),
     el("td", {class: "mono key"}, g.publicKey || "-"),
+    el("td", {class: "gateway-list"}, gatewayList(g.gateways, g.redundant)),
     el("td", {}, counts(g.tunnels))));
   return [
     sourceNote(doc),
     el("h1", {}, "Member ", el("span", {class: "mono"}, doc.name), " ", badge(doc.health)),
     el("p", {}, `Heartbeat ${age(doc.heartbeatAgeSeconds)} ago (${doc.lastHeartbeat || "never"}) · agent ${doc.agentVersion || "-"} · hub namespace ${doc.namespace || "-"}`),
     el("p", {}, `Pod CIDRs ${doc.podCIDRs.join(", ") || "-"} · service CIDRs ${doc.serviceCIDRs.join(", ") || "-"} · reserved ${doc.reservedCIDRs.join(", ") || "-"}`),
-    el("h2", {}, "Gateways (one per slice)"),
-    gws.length ? table(["Slice", "Subnet", "Gateway", "Endpoint", "Implementation", "Port", "MTU", "Public key", "Tunnels"], gws, "gateways")
+    el("h2", {}, "Gateways (per slice)"),
+    gws.length ? table(["Slice", "Subnet", "Gateway", "Endpoint", "Implementation", "Port", "MTU", "Public key", "Gateways (index, node, endpoint)", "Tunnels"], gws, "gateways")
       : el("p", {class: "muted"}, "In no slice."),
   ];
 }
