@@ -29,6 +29,13 @@ DEFAULT_LISTEN_PORT = 51820
 DEFAULT_TABLE = 51820
 DEFAULT_KEEPALIVE = 25
 DEFAULT_PROBE_PORT = 51899
+DEFAULT_PROBE_INTERVAL = 1.0
+#: Bounds of `probeInterval`, seconds: below 50 ms the probes are noise on a loaded node,
+#: above 5 s a dead tunnel is seen too late to be worth withdrawing.
+PROBE_INTERVAL_RANGE = (0.05, 5.0)
+#: Bounds of `routeMetric`: the member agent gives interface j of gateway i (j - i) mod J,
+#: J <= 4 gateways; the headroom leaves room for the node agent's own metrics (100).
+ROUTE_METRIC_MAX = 1000
 MIN_MTU = {4: 576, 6: 1280}
 
 
@@ -79,6 +86,15 @@ class GatewayConfig:
     keepalive: int = DEFAULT_KEEPALIVE
     probe_port: int = DEFAULT_PROBE_PORT
     tunnel_address: IPAddress | None = None
+    #: Priority of this interface's peer-subnet and peer host routes in the shared table:
+    #: several gateway processes (one per interface) of one slice share it on a node, and
+    #: the kernel uses the lowest metric still present (docs/redundancy.md).
+    route_metric: int = 0
+    #: Seconds between two probes of each peer (and between two withdrawal decisions).
+    probe_interval: float = DEFAULT_PROBE_INTERVAL
+    #: Remove a peer's subnet routes while it does not answer probes, so that another
+    #: interface's route (higher metric) carries the traffic; False: always routed.
+    withdraw_down: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -165,6 +181,20 @@ def _int(raw: Mapping[str, Any], key: str, default: int, lo: int, hi: int) -> in
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigError(f"{key}: {value!r} must be an integer in {lo}..{hi}")
+    return value
+
+
+def _seconds(raw: Mapping[str, Any], key: str, default: float, lo: float, hi: float) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        raise ConfigError(f"{key}: {value!r} must be a number of seconds in {lo}..{hi}")
+    return float(value)
+
+
+def _bool(raw: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: {value!r} must be true or false")
     return value
 
 
@@ -264,6 +294,10 @@ def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
         keepalive=_int(raw, "keepalive", DEFAULT_KEEPALIVE, 0, 65535),
         probe_port=_int(raw, "probePort", DEFAULT_PROBE_PORT, 1, 65535),
         tunnel_address=tunnel_address or None,
+        route_metric=_int(raw, "routeMetric", 0, 0, ROUTE_METRIC_MAX),
+        probe_interval=_seconds(raw, "probeInterval", DEFAULT_PROBE_INTERVAL,
+                                *PROBE_INTERVAL_RANGE),
+        withdraw_down=_bool(raw, "withdrawDown", False),
         extra={k: v for k, v in raw.items() if k in ("namespaces", "isolation")},
     )
 

@@ -20,7 +20,7 @@ STATES = (CONNECTING, CONNECTED, DEGRADED, DOWN)
 REJECT_AFTER = 180.0
 #: A healthy session re-keys every 120 s while traffic flows (probes are traffic).
 STALE_HANDSHAKE = 150.0
-#: Consecutive unanswered probes (one per second) after which the peer is down.
+#: Consecutive unanswered probes (one per `probeInterval`) after which the peer is down.
 DOWN_AFTER_LOST = 3
 #: Loss over the window above which an established peer is degraded.
 DEGRADED_LOSS = 0.2
@@ -60,9 +60,19 @@ class ProbeWindow:
         self.sent_total = 0
         self.lost_total = 0
         self.lost_before_first = 0
+        # Runs of the newest settled probes, counting losses before the first answer too
+        # (unlike `results`): what the route withdrawal decides on (`routing.py`).
+        self.streak_lost = 0
+        self.streak_answered = 0
 
     def record(self, rtt_ms: float | None) -> None:
         self.sent_total += 1
+        if rtt_ms is None:
+            self.streak_lost += 1
+            self.streak_answered = 0
+        else:
+            self.streak_answered += 1
+            self.streak_lost = 0
         if rtt_ms is None:
             self.lost_total += 1
             if not any(r is not None for r in self.results):

@@ -47,6 +47,8 @@ class GatewayCollector(Collector):
         g = {name: GaugeMetricFamily(f"wgslice_gateway_peer_{name}", doc, labels=PEER_LABELS)
              for name, doc in (
                  ("up", "1 when the peer is connected or degraded."),
+                 ("routed", "1 while the peer's subnets are routed through this interface "
+                            "(0: no key yet, or withdrawn after lost probes)."),
                  ("latest_handshake_seconds", "UNIX time of the latest handshake (0 = never)."),
                  ("rtt_seconds", "Latest probe round-trip time."),
                  ("rtt_avg_seconds", "Average probe RTT over the window."),
@@ -63,6 +65,7 @@ class GatewayCollector(Collector):
         for p in s.peers:
             labels = [*base, p.member]
             g["up"].add_metric(labels, 1 if p.state in ("connected", "degraded") else 0)
+            g["routed"].add_metric(labels, 1 if p.routed else 0)
             g["latest_handshake_seconds"].add_metric(labels, p.latest_handshake)
             if p.rtt_last is not None:
                 g["rtt_seconds"].add_metric(labels, p.rtt_last / 1000)

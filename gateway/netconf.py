@@ -5,22 +5,28 @@ with the xt compat targets, and `iptables` is the nft backend). All operations a
 idempotent so reconciling twice changes nothing.
 
 Routing (the kernel has no VRF): the slice's own table *T* holds ``<peer subnet> dev wg``
-for every peer subnet and ``unreachable default``; two rules send slice traffic into *T*:
-``iif <wg> lookup T`` (decrypted packets) and ``iif lo to <slice cidr> lookup T``
-(locally generated ones, e.g. probes; rp_filter and PMTU errors need it too).
+for every routed peer subnet, a host route to every keyed peer's tunnel address, and
+``unreachable default``; two rules send slice traffic into *T*: ``iif <wg> lookup T``
+(decrypted packets) and ``iif lo to <slice cidr> lookup T`` (locally generated ones, e.g.
+probes; rp_filter and PMTU errors need it too). Several gateway processes (one per
+WireGuard interface) may share *T* on one node: each owns its routes (oif) and its ``iif``
+rule; the ``unreachable default`` and the ``iif lo`` rule are shared.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import logging
+import socket
 import subprocess
 from typing import NotRequired, TypedDict
 
 from pyroute2 import IPRoute, NetlinkError
 
 from wgslice.gateway.config import GatewayConfig, IPNetwork, tcp_mss
+from wgslice.gateway.routing import kernel_metric, routed_peers, wanted_routes
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +37,6 @@ RT_PROTO = 0x77  # our routes carry their own protocol id, so we only ever delet
 
 
 def _family(net: IPNetwork | ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
-    import socket
-
     return socket.AF_INET if net.version == 4 else socket.AF_INET6
 
 
@@ -83,30 +87,64 @@ def configure_link(ifname: str, cfg: GatewayConfig, mtu: int) -> None:
     # peer go back out through it. IPv4 checks forwarding on the *input* device only, so
     # this enables it for the tunnel alone, not for the whole namespace.
     fam = "ipv4" if addr.version == 4 else "ipv6"
-    path = f"/proc/sys/net/{fam}/conf/{ifname}/forwarding"
+    _sysctl(f"/proc/sys/net/{fam}/conf/{ifname}/forwarding", "1")
+    # Loose reverse-path filtering: with redundant gateways a reply may come back through
+    # another interface than the one its request left by (docs/redundancy.md); WireGuard has
+    # already authenticated the source (cryptokey routing). The effective value is the max
+    # of `all` and the device's, so 2 is loose even where `all` is strict (1).
+    _sysctl(f"/proc/sys/net/ipv4/conf/{ifname}/rp_filter", "2")
+
+
+def _sysctl(path: str, value: str) -> None:
     with contextlib.suppress(OSError), open(path, "w") as f:
-        f.write("1")
+        f.write(value)
 
 
-def sync_routes(ifname: str, cfg: GatewayConfig) -> None:
-    """Table T gets exactly the peers' subnets via the interface, and `unreachable default`."""
-    want = {str(s) for p in cfg.peers if p.public_key for s in p.subnets}
+def sync_routes(ifname: str, cfg: GatewayConfig,
+                want: frozenset[str] | None = None) -> frozenset[str]:
+    """Make this interface's routes in table T exactly *want* (default: every keyed peer's
+    subnets and tunnel address), at the config's metric; return what it now holds.
+
+    Ownership is per interface: only routes with our protocol *and our oif* are compared and
+    deleted, so the gateway processes of the other interfaces sharing the table (redundant
+    gateways, docs/redundancy.md) are never touched. Routes are *added* (EXCL), never
+    replaced: a replace would take over another interface's route of the same destination
+    and metric. Such a clash (two interfaces configured with one metric) is logged and the
+    route left to its owner.
+    """
+    if want is None:
+        want = wanted_routes(cfg, routed_peers(cfg.peers, {}, withdraw_down=False,
+                                               routed=frozenset()))
     fam = _family(cfg.cidr)
+    metric = kernel_metric(cfg)
     with IPRoute() as ipr:
         idx = ipr.link_lookup(ifname=ifname)[0]
-        have = {}
+        have: dict[tuple[str, int], object] = {}
         for r in ipr.get_routes(family=fam, table=cfg.table):
             if r.get_attr("RTA_OIF") == idx and r["proto"] == RT_PROTO:
-                have[f"{r.get_attr('RTA_DST')}/{r['dst_len']}"] = r
-        for dst in sorted(set(have) - want):
-            ipr.route("del", dst=dst, oif=idx, table=cfg.table, proto=RT_PROTO, family=fam)
-        for dst in sorted(want - set(have)):
-            ipr.route("replace", dst=dst, oif=idx, table=cfg.table, proto=RT_PROTO,
-                      prefsrc=str(cfg.address), family=fam)
-        default = "0.0.0.0/0" if fam == 2 else "::/0"
-        with contextlib.suppress(NetlinkError):  # EEXIST when already there
+                have[(f"{r.get_attr('RTA_DST')}/{r['dst_len']}",
+                      r.get_attr("RTA_PRIORITY") or 0)] = r
+        for dst, prio in sorted(set(have) - {(d, metric) for d in want}):
+            with contextlib.suppress(NetlinkError):  # ESRCH: gone meanwhile
+                ipr.route("del", dst=dst, oif=idx, table=cfg.table, proto=RT_PROTO,
+                          priority=prio, family=fam)
+        installed = {d for d, prio in have if prio == metric and d in want}
+        for dst in sorted(want - installed):
+            try:
+                ipr.route("add", dst=dst, oif=idx, table=cfg.table, proto=RT_PROTO,
+                          priority=metric, prefsrc=str(cfg.address), family=fam)
+                installed.add(dst)
+            except NetlinkError as exc:
+                if exc.code != errno.EEXIST:
+                    raise
+                log.warning("table %d already has a route to %s at metric %d through another "
+                            "interface; left to it (give each interface its own routeMetric)",
+                            cfg.table, dst, cfg.route_metric)
+        default = "0.0.0.0/0" if fam == socket.AF_INET else "::/0"
+        with contextlib.suppress(NetlinkError):  # EEXIST: already there (shared, any owner)
             ipr.route("add", dst=default, type="unreachable", table=cfg.table, family=fam,
                       proto=RT_PROTO)
+    return frozenset(installed)
 
 
 class _RuleSpec(TypedDict):
@@ -117,6 +155,10 @@ class _RuleSpec(TypedDict):
 
 
 def sync_rules(ifname: str, cfg: GatewayConfig) -> None:
+    """``iif <wg> lookup T`` (this interface's own) and ``iif lo to <cidr> lookup T`` (shared
+    by every interface of the slice on the node). Rules carry our protocol (FRA_PROTOCOL),
+    which is how one gateway recognises the others' rules. Two gateways may add the shared
+    rule at the same instant: EXCL makes the loser's EEXIST harmless, not a duplicate."""
     fam = _family(cfg.cidr)
     wanted: list[_RuleSpec] = [
         {"iifname": ifname},
@@ -126,7 +168,12 @@ def sync_rules(ifname: str, cfg: GatewayConfig) -> None:
         existing = ipr.get_rules(family=fam)
         for spec in wanted:
             if not any(_rule_matches(r, spec, cfg.table) for r in existing):
-                ipr.rule("add", table=cfg.table, priority=RULE_PRIORITY, family=fam, **spec)
+                try:
+                    ipr.rule("add", table=cfg.table, priority=RULE_PRIORITY, family=fam,
+                             protocol=RT_PROTO, **spec)
+                except NetlinkError as exc:
+                    if exc.code != errno.EEXIST:
+                        raise
 
 
 def _rule_matches(rule, spec: _RuleSpec, table: int) -> bool:
@@ -142,17 +189,53 @@ def _rule_matches(rule, spec: _RuleSpec, table: int) -> bool:
         "dst_len", 0)
 
 
+def _other_interfaces(ipr, ifname: str, cfg: GatewayConfig, fam: int) -> list[str]:
+    """The other live WireGuard interfaces of ours that use table T: a rule of ours
+    (priority, protocol) for another input interface that still exists. A SIGKILLed
+    gateway's rule outlives its interface; it does not count (its interface is gone)."""
+    others = []
+    for r in ipr.get_rules(family=fam):
+        name = r.get_attr("FRA_IIFNAME")
+        if ((r.get_attr("FRA_TABLE") or r["table"]) == cfg.table
+                and (r.get_attr("FRA_PRIORITY") or 0) == RULE_PRIORITY
+                and r.get_attr("FRA_PROTOCOL") == RT_PROTO
+                and name not in (None, ifname, "lo") and ipr.link_lookup(ifname=name)):
+            others.append(name)
+    return others
+
+
 def remove_rules(ifname: str, cfg: GatewayConfig) -> None:
+    """Undo what this interface installed: its rule and its routes; the shared ones
+    (``unreachable default``, the ``iif lo`` rule) only when no other interface of ours still
+    uses the table. Two gateways stopping at the same instant may both leave the shared ones
+    in place (each sees the other): harmless, and the next start finds them there."""
     fam = _family(cfg.cidr)
     with IPRoute() as ipr:
+        idx = next(iter(ipr.link_lookup(ifname=ifname)), None)
+        shared = not _other_interfaces(ipr, ifname, cfg, fam)
         for r in ipr.get_rules(family=fam):
             if (r.get_attr("FRA_TABLE") or r["table"]) == cfg.table and r.get_attr(
-                    "FRA_IIFNAME") in (ifname, "lo") and (
+                    "FRA_IIFNAME") in ((ifname, "lo") if shared else (ifname,)) and (
                     r.get_attr("FRA_PRIORITY") or 0) == RULE_PRIORITY:
                 with contextlib.suppress(NetlinkError):
                     ipr.rule("del", **_rule_key(r))
-        with contextlib.suppress(NetlinkError):
-            ipr.flush_routes(table=cfg.table, proto=RT_PROTO, family=fam)
+        for r in ipr.get_routes(family=fam, table=cfg.table):
+            if r["proto"] != RT_PROTO:
+                continue
+            oif = r.get_attr("RTA_OIF")
+            if (idx is not None and oif == idx) or (shared and oif is None):
+                with contextlib.suppress(NetlinkError):
+                    ipr.route("del", **_route_key(r, cfg.table))
+
+
+def _route_key(r, table: int) -> dict:
+    key = {"family": r["family"], "table": table, "proto": RT_PROTO, "type": r["type"],
+           "dst_len": r["dst_len"], "priority": r.get_attr("RTA_PRIORITY") or 0}
+    if r.get_attr("RTA_DST"):
+        key["dst"] = r.get_attr("RTA_DST")
+    if r.get_attr("RTA_OIF"):
+        key["oif"] = r.get_attr("RTA_OIF")
+    return key
 
 
 def _rule_key(r) -> dict:

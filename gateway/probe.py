@@ -11,6 +11,7 @@ Packet: ``WGSP`` + u32 sequence + u64 send time (ns, sender's monotonic clock) =
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import struct
 import threading
@@ -23,10 +24,21 @@ SIZE = struct.calcsize(FMT)
 IP_FREEBIND = 15
 
 
-def _udp_socket(address: str, port: int) -> socket.socket:
+def _udp_socket(address: str, port: int, *, shared: bool) -> socket.socket:
+    """A UDP socket on *address*:*port*.
+
+    *shared* (the echo responder): SO_REUSEADDR + SO_REUSEPORT, because the gateway
+    processes of every WireGuard interface of one gateway share its tunnel address and probe
+    port (docs/redundancy.md); any of them may answer, the answer is the same. Not shared
+    (the prober, port 0): neither option, so the kernel gives it an ephemeral port no other
+    socket holds, and the answers to this prober's probes reach this prober only. (With
+    SO_REUSEADDR on both, two port-0 sockets on one address may be given the same port.)
+    """
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     # The tunnel address may be (re)assigned after we bind; FREEBIND makes that harmless.
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
@@ -39,7 +51,7 @@ class EchoResponder:
     """Answers probes sent to ``tunnel_address:port``; nothing else is answered."""
 
     def __init__(self, address: str, port: int) -> None:
-        self.sock = _udp_socket(address, port)
+        self.sock = _udp_socket(address, port, shared=True)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="probe-echo", daemon=True)
         self._thread.start()
@@ -63,16 +75,21 @@ class EchoResponder:
 class Prober:
     """Sends one probe per peer per `tick`; settles each as answered (RTT) or lost.
 
+    A probe is lost when it is still unanswered at the first `tick` at least *timeout* after
+    it was sent: with ticks every *timeout* seconds, between one and two intervals.
+
     *on_result(peer, rtt_ms_or_None)* is called exactly once per probe, from the receiver
     thread (answered) or from `tick` (timed out). A late answer after the timeout is ignored.
     """
 
     def __init__(self, address: str, on_result: Callable[[str, float | None], None],
                  timeout: float = 1.0) -> None:
-        self.sock = _udp_socket(address, 0)
+        self.sock = _udp_socket(address, 0, shared=False)
         self.on_result = on_result
-        self.timeout = timeout
-        self._seq = 0
+        self.timeout = timeout  # the gateway sets it to its probeInterval
+        # A random start: a stray answer to another prober (a previous process on the same
+        # port) matches neither our sequence numbers nor their send times.
+        self._seq = random.getrandbits(32)
         self._inflight: dict[int, tuple[str, int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()

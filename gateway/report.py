@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from wgslice.gateway.service import GatewayStatus
+from wgslice.gateway.status import GatewayStatus
 
 
 def _rfc3339(ts: float) -> str | None:
@@ -32,6 +32,7 @@ def member_slice_status(status: GatewayStatus, endpoint: str = "") -> dict[str, 
             "endpoint": p.endpoint,
             "state": p.state,
             "reason": p.reason,
+            "routed": p.routed,
             "latestHandshake": _rfc3339(p.latest_handshake),
             "rttMs": {"last": _ms(p.rtt_last), "min": _ms(p.rtt_min), "avg": _ms(p.rtt_avg),
                       "max": _ms(p.rtt_max)},

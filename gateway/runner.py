@@ -2,8 +2,10 @@
 
 One main thread owns the device (and the wireguard-go child): it applies the config file,
 reloads it on SIGHUP or when its mtime changes (polled every `poll` seconds, so the member
-agent only has to write the file), ticks health once a second, and performs key rotations
-(scheduled, SIGUSR1, or asked over gRPC, which queues them here).
+agent only has to write the file), probes the peers every `probeInterval` (the config's;
+the routes of a peer that stopped answering are withdrawn there), recomputes the status once
+a second, and performs key rotations (scheduled, SIGUSR1, or asked over gRPC, which queues
+them here).
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def run(opts: RunOptions) -> int:
             _write_atomic(opts.ready_file, gateway.key.public_key + "\n")
         log.info("gateway %s/%s running, public key %s", cfg.slice, cfg.member,
                  gateway.key.public_key)
-        next_tick = next_rotation = time.monotonic()
+        next_tick = next_probe = next_rotation = time.monotonic()
         if opts.rotate_every:
             next_rotation += opts.rotate_every
         retry_at = 0.0  # a reload that failed half-way is retried (not a refused config)
@@ -155,13 +157,21 @@ def run(opts: RunOptions) -> int:
                 except Exception as exc:  # reported to the gRPC caller, logged here
                     log.error("key rotation failed: %s", exc)
                     fut.set_exception(exc)
+            if now >= next_probe:
+                # From the round's due time, not from now: a late round (a slow reload)
+                # does not shift every later one.
+                next_probe = max(next_probe + gateway.probe_interval, now)
+                try:
+                    gateway.probe()
+                except Exception:  # e.g. netlink refused a route: retried next round
+                    log.exception("probe round failed")
             if now >= next_tick:
                 next_tick = now + opts.tick
                 try:
                     gateway.tick()
                 except Exception:  # one bad second must not kill the data path
                     log.exception("health tick failed")
-            timeout = min(opts.poll, max(0.0, next_tick - time.monotonic()))
+            timeout = min(opts.poll, max(0.0, min(next_tick, next_probe) - time.monotonic()))
             if select.select([wake_r], [], [], timeout)[0]:
                 with contextlib.suppress(OSError):
                     wake_r.recv(4096)

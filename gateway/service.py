@@ -1,7 +1,8 @@
 """The `Gateway`: reconciles a desired `GatewayConfig` onto a WireGuard device, probes every
-peer once a second and keeps a status snapshot for gRPC, metrics and the member agent.
+peer every `probeInterval` (withdrawing the routes of peers that stopped answering when
+`withdrawDown` is set) and keeps a status snapshot for gRPC, metrics and the member agent.
 
-Threading: `apply`, `tick`, `rotate_key` and `close` are called from one thread (the
+Threading: `apply`, `probe`, `tick`, `rotate_key` and `close` are called from one thread (the
 process's main loop; it also owns the wireguard-go child). Readers (`status`, `wait_change`)
 may come from any thread: they only see immutable snapshots under a condition variable.
 """
@@ -11,65 +12,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from wgslice.gateway import netconf
-from wgslice.gateway.config import ConfigError, GatewayConfig, PeerConfig, diff_peers
+from wgslice.gateway.config import (
+    DEFAULT_PROBE_INTERVAL,
+    ConfigError,
+    GatewayConfig,
+    PeerConfig,
+    diff_peers,
+)
 from wgslice.gateway.device import Device, DeviceSnapshot, open_device
 from wgslice.gateway.health import ProbeWindow, peer_health
 from wgslice.gateway.keys import KeyStore, PrivateKey, load_or_create
 from wgslice.gateway.probe import EchoResponder, Prober
+from wgslice.gateway.routing import Streaks, peers_installed, routed_peers, wanted_routes
+from wgslice.gateway.status import GatewayStatus, PeerStatus
+
+__all__ = ["Gateway", "GatewayStatus", "PeerStatus"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PeerStatus:
-    member: str
-    public_key: str
-    endpoint: str
-    allowed_ips: tuple[str, ...]
-    latest_handshake: float
-    rx_bytes: int
-    tx_bytes: int
-    rx_rate: float  # bytes/s over the last tick
-    tx_rate: float
-    rtt_last: float | None
-    rtt_min: float | None
-    rtt_avg: float | None
-    rtt_max: float | None
-    loss: float
-    probes_sent: int
-    probes_lost: int
-    state: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class GatewayStatus:
-    slice: str = ""
-    member: str = ""
-    interface: str = ""
-    implementation: str = ""
-    implementation_version: str = ""  # "v0.0.20250522" / "linux 6.18"
-    public_key: str = ""
-    listen_port: int = 0
-    mtu: int = 0
-    mss: int = 0
-    tunnel_address: str = ""
-    table: int = 0
-    config_error: str = ""
-    generation: int = 0  # bumps on every applied config
-    key_rotated_at: float = 0.0
-    updated_at: float = 0.0
-    peers: tuple[PeerStatus, ...] = field(default_factory=tuple)
-
-    def significant(self) -> tuple:
-        """What a watcher is told about: not counters, rates or RTT jitter."""
-        return (self.public_key, self.listen_port, self.mtu, self.config_error, self.generation,
-                tuple((p.member, p.public_key, p.endpoint, p.state, p.reason)
-                      for p in self.peers))
 
 
 class Gateway:
@@ -95,6 +57,8 @@ class Gateway:
         self._configured_at: dict[str, float] = {}
         self._last_counters: dict[str, tuple[float, int, int]] = {}
         self._rates: dict[str, tuple[float, float]] = {}
+        self._routed: frozenset[str] = frozenset()  # members whose subnets we decided to route
+        self._installed: frozenset[str] = frozenset()  # ... and whose routes the table holds
         self.mss = 0
         self._results_lock = threading.Lock()
         self._status = GatewayStatus()
@@ -152,13 +116,13 @@ class Gateway:
                 self._configured_at[p.public_key] = now
         self.mtu = effective_mtu(cfg, netconf.underlay_mtu(self._endpoints(cfg)))
         netconf.configure_link(cfg.ifname, cfg, self.mtu)
-        netconf.sync_routes(cfg.ifname, cfg)
+        self._route(cfg, force=True)
         netconf.sync_rules(cfg.ifname, cfg)
         netconf.clamp_mss(cfg.ifname, cfg, self.mtu)
         self.mss = tcp_mss(self.mtu, cfg.cidr.version)
         addr = str(cfg.address)
         self._responder = EchoResponder(addr, cfg.probe_port)
-        self._prober = Prober(addr, self._on_probe)
+        self._prober = Prober(addr, self._on_probe, timeout=cfg.probe_interval)
         binary = getattr(dev, "binary", None)
         log.info("%s up (%s %s%s), mtu %d, %d peers", cfg.ifname, dev.implementation,
                  getattr(dev, "version", "") or "version unknown",
@@ -191,7 +155,6 @@ class Gateway:
             netconf.configure_link(cfg.ifname, cfg, mtu)
             netconf.clamp_mss(cfg.ifname, cfg, mtu)
         self.mss = tcp_mss(self.mtu, cfg.cidr.version)
-        netconf.sync_routes(cfg.ifname, cfg)
         members = {p.member for p in cfg.peers}
         with self._results_lock:
             for m in list(self._windows):
@@ -201,6 +164,9 @@ class Gateway:
                 if m not in members:
                     del self._last_counters[m]
                     self._rates.pop(m, None)
+        self._route(cfg, force=True)
+        if self._prober is not None:
+            self._prober.timeout = cfg.probe_interval
         if not d.empty:
             log.info("peers: +%d ~%d -%d", len(d.add), len(d.update), len(d.remove))
 
@@ -247,17 +213,51 @@ class Gateway:
             window = self._windows.setdefault(member, ProbeWindow())
             window.record(rtt)
 
+    @property
+    def probe_interval(self) -> float:
+        return self.config.probe_interval if self.config else DEFAULT_PROBE_INTERVAL
+
+    def probe(self) -> None:
+        """One probe round (every `probeInterval`): settle and send the probes, then decide
+        which peers are routed; a changed decision is applied and announced at once."""
+        cfg = self.config
+        if cfg is None or self._prober is None:
+            return
+        self._prober.tick({p.member: (str(p.tunnel_address), cfg.probe_port)
+                           for p in cfg.peers if p.public_key})
+        if self._route(cfg):
+            self._refresh_status()
+
+    def _route(self, cfg: GatewayConfig, *, force: bool = False) -> bool:
+        """Decide the routed peers from the probe streaks; sync the table when the decision
+        changed (or *force*: a new config or device). True when the table was synced."""
+        with self._results_lock:
+            streaks = {m: Streaks(w.streak_lost, w.streak_answered)
+                       for m, w in self._windows.items()}
+        decision = routed_peers(cfg.peers, streaks, withdraw_down=cfg.withdraw_down,
+                                routed=self._routed)
+        if decision == self._routed and not force:
+            return False
+        installed = netconf.sync_routes(cfg.ifname, cfg, wanted_routes(cfg, decision))
+        for member in sorted(self._routed - decision):
+            if cfg.peer(member) is not None:
+                log.warning("%s: withdrew the routes to %s (%d probes in a row unanswered)",
+                            cfg.ifname, member, streaks.get(member, Streaks()).lost)
+        for member in sorted(decision - self._routed):
+            log.info("%s: routing %s", cfg.ifname, member)
+        self._routed = decision
+        self._installed = peers_installed(cfg, installed) & decision
+        return True
+
     def tick(self) -> None:
-        """One second of life: revive a dead device, probe, recompute the status."""
+        """One second of life: revive a dead device, recompute the status (the probes run on
+        their own schedule, `probe`)."""
         cfg = self.config
         if cfg is None:
             return
         if self.device is None or not self.device.alive():
             log.warning("WireGuard device %s is gone; recreating it", cfg.ifname)
             self._bring_up(cfg)
-        if self._prober is not None:
-            self._prober.tick({p.member: (str(p.tunnel_address), cfg.probe_port)
-                               for p in cfg.peers if p.public_key})
         self._refresh_status()
 
     def _refresh_status(self) -> None:
@@ -317,7 +317,7 @@ class Gateway:
             rx_bytes=rx, tx_bytes=tx, rx_rate=rx_rate, tx_rate=tx_rate,
             rtt_last=stats.rtt_last, rtt_min=stats.rtt_min, rtt_avg=stats.rtt_avg,
             rtt_max=stats.rtt_max, loss=stats.loss, probes_sent=sent, probes_lost=lost,
-            state=health.state, reason=health.reason)
+            state=health.state, reason=health.reason, routed=p.member in self._installed)
 
     # --------------------------------------------------------------------- readers
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from wgslice.gateway.service import Gateway, GatewayStatus
+from wgslice.gateway.service import Gateway
+from wgslice.gateway.status import GatewayStatus
 from wgslice.proto.gateway.v1alpha1 import status_pb2 as pb
 from wgslice.proto.gateway.v1alpha1 import status_pb2_grpc as pb_grpc
 
@@ -45,7 +46,7 @@ def to_proto(s: GatewayStatus) -> pb.GatewayStatus:
             rx_bytes=p.rx_bytes, tx_bytes=p.tx_bytes, rx_bytes_per_second=p.rx_rate,
             tx_bytes_per_second=p.tx_rate, rtt=rtt, loss=p.loss, probes_sent=p.probes_sent,
             probes_lost=p.probes_lost, state=_STATES.get(p.state, pb.PEER_STATE_UNSPECIFIED),
-            reason=p.reason))
+            reason=p.reason, routed=p.routed))
     return msg
 
 

@@ -11,7 +11,9 @@ import pytest
 import wgslice.gateway.service as service
 from wgslice.gateway.config import ConfigError, parse_config
 from wgslice.gateway.device import DeviceSnapshot, PeerCounters
+from wgslice.gateway.health import DOWN_AFTER_LOST
 from wgslice.gateway.keys import FileKeyStore, PrivateKey
+from wgslice.gateway.routing import RESTORE_AFTER_ANSWERED
 
 KEYS = {m: PrivateKey.generate().public_key for m in ("west", "north", "south")}
 
@@ -56,9 +58,15 @@ def gateway(tmp_path, monkeypatch):
         return devices[-1]
 
     monkeypatch.setattr(service, "open_device", open_device)
-    for name in ("configure_link", "sync_routes", "sync_rules", "clamp_mss", "unclamp_mss",
-                 "remove_rules"):
+    for name in ("configure_link", "sync_rules", "clamp_mss", "unclamp_mss", "remove_rules"):
         monkeypatch.setattr(service.netconf, name, lambda *a, **k: None)
+    routes: list[frozenset[str]] = []
+
+    def sync_routes(ifname, cfg, want):  # the table then holds exactly what was asked
+        routes.append(want)
+        return want
+
+    monkeypatch.setattr(service.netconf, "sync_routes", sync_routes)
     monkeypatch.setattr(service.netconf, "underlay_mtu", lambda endpoints: 1500)
 
     class Quiet:
@@ -75,6 +83,7 @@ def gateway(tmp_path, monkeypatch):
     monkeypatch.setattr(service, "Prober", Quiet)
     gw = service.Gateway(FileKeyStore(tmp_path / "key"), run_dir=tmp_path)
     gw.devices = devices
+    gw.routes = routes
     yield gw
     gw.close()
 
@@ -156,3 +165,51 @@ def _raw(c):
             "peers": [{"member": p.member, "subnets": [str(s) for s in p.subnets],
                        "publicKey": p.public_key, "endpoint": str(p.endpoint)}
                       for p in c.peers]}
+
+
+# ------------------------------------------- route withdrawal (docs/redundancy.md)
+
+
+def _withdraw_raw(**over):
+    base = {"slice": "shop", "member": "east", "cidr": "10.224.0.0/20",
+            "subnet": "10.224.0.0/24",
+            "peers": [{"member": "west", "subnets": ["10.224.1.0/24", "10.224.5.0/24"],
+                       "publicKey": KEYS["west"], "tunnelAddress": "10.224.1.254"},
+                      {"member": "north", "subnets": ["10.224.2.0/24"],
+                       "publicKey": KEYS["north"]},
+                      {"member": "south", "subnets": ["10.224.3.0/24"]}]}
+    base.update(over)
+    return base
+
+
+def test_service_withdraws_and_restores_routes(gateway):
+    gateway.apply(parse_config(_withdraw_raw(withdrawDown=True, probeInterval=0.1)))
+    assert gateway.probe_interval == 0.1
+    routes = gateway.routes
+    assert routes[-1] == {"10.224.1.254/32", "10.224.2.1/32"}  # host routes only at start
+    for _ in range(RESTORE_AFTER_ANSWERED):
+        gateway._on_probe("west", 0.4)
+    gateway.probe()
+    assert routes[-1] == {"10.224.1.0/24", "10.224.5.0/24", "10.224.1.254/32",
+                          "10.224.2.1/32"}
+    assert {p.member: p.routed for p in gateway.status().peers} == {
+        "west": True, "north": False, "south": False}
+    calls = len(routes)
+    gateway.probe()  # nothing changed: the table is not touched
+    assert len(routes) == calls
+    for _ in range(DOWN_AFTER_LOST):
+        gateway._on_probe("west", None)
+    gateway.probe()
+    assert routes[-1] == {"10.224.1.254/32", "10.224.2.1/32"}
+    assert not any(p.routed for p in gateway.status().peers)
+
+
+def test_service_without_withdrawal_routes_every_keyed_peer(gateway):
+    gateway.apply(parse_config(_withdraw_raw()))
+    for _ in range(10):
+        gateway._on_probe("west", None)
+    gateway.probe()
+    assert gateway.routes[-1] == {"10.224.1.0/24", "10.224.5.0/24", "10.224.2.0/24",
+                                  "10.224.1.254/32", "10.224.2.1/32"}
+    assert {p.member: p.routed for p in gateway.status().peers} == {
+        "west": True, "north": True, "south": False}

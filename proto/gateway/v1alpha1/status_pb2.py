@@ -24,29 +24,29 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgateway/v1alpha1/status.proto\x12\x18wgslice.gateway.v1alpha1\"\x87\x01\n\x03Rtt\x12\x14\n\x07last_ms\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06min_ms\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x06\x61vg_ms\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x13\n\x06max_ms\x18\x04 \x01(\x01H\x03\x88\x01\x01\x42\n\n\x08_last_msB\t\n\x07_min_msB\t\n\x07_avg_msB\t\n\x07_max_ms\"\xf8\x02\n\nPeerStatus\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x13\n\x0b\x61llowed_ips\x18\x04 \x03(\t\x12\x18\n\x10latest_handshake\x18\x05 \x01(\x01\x12\x10\n\x08rx_bytes\x18\x06 \x01(\x04\x12\x10\n\x08tx_bytes\x18\x07 \x01(\x04\x12\x1b\n\x13rx_bytes_per_second\x18\x08 \x01(\x01\x12\x1b\n\x13tx_bytes_per_second\x18\t \x01(\x01\x12*\n\x03rtt\x18\n \x01(\x0b\x32\x1d.wgslice.gateway.v1alpha1.Rtt\x12\x0c\n\x04loss\x18\x0b \x01(\x01\x12\x13\n\x0bprobes_sent\x18\x0c \x01(\x04\x12\x13\n\x0bprobes_lost\x18\r \x01(\x04\x12\x32\n\x05state\x18\x0e \x01(\x0e\x32#.wgslice.gateway.v1alpha1.PeerState\x12\x0e\n\x06reason\x18\x0f \x01(\t\"\xef\x02\n\rGatewayStatus\x12\r\n\x05slice\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x11\n\tinterface\x18\x03 \x01(\t\x12\x16\n\x0eimplementation\x18\x04 \x01(\t\x12\x12\n\npublic_key\x18\x05 \x01(\t\x12\x13\n\x0blisten_port\x18\x06 \x01(\r\x12\x0b\n\x03mtu\x18\x07 \x01(\r\x12\x0b\n\x03mss\x18\x08 \x01(\r\x12\x16\n\x0etunnel_address\x18\t \x01(\t\x12\r\n\x05table\x18\n \x01(\r\x12\x14\n\x0c\x63onfig_error\x18\x0b \x01(\t\x12\x12\n\ngeneration\x18\x0c \x01(\x04\x12\x16\n\x0ekey_rotated_at\x18\r \x01(\x01\x12\x12\n\nupdated_at\x18\x0e \x01(\x01\x12\x33\n\x05peers\x18\x0f \x03(\x0b\x32$.wgslice.gateway.v1alpha1.PeerStatus\x12\x1e\n\x16implementation_version\x18\x10 \x01(\t\"\x12\n\x10GetStatusRequest\"/\n\x12WatchStatusRequest\x12\x19\n\x11heartbeat_seconds\x18\x01 \x01(\x01\"\x12\n\x10RotateKeyRequest\"\'\n\x11RotateKeyResponse\x12\x12\n\npublic_key\x18\x01 \x01(\t*\x8a\x01\n\tPeerState\x12\x1a\n\x16PEER_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15PEER_STATE_CONNECTING\x10\x01\x12\x18\n\x14PEER_STATE_CONNECTED\x10\x02\x12\x17\n\x13PEER_STATE_DEGRADED\x10\x03\x12\x13\n\x0fPEER_STATE_DOWN\x10\x04\x32\xc6\x02\n\x14GatewayStatusService\x12`\n\tGetStatus\x12*.wgslice.gateway.v1alpha1.GetStatusRequest\x1a\'.wgslice.gateway.v1alpha1.GatewayStatus\x12\x66\n\x0bWatchStatus\x12,.wgslice.gateway.v1alpha1.WatchStatusRequest\x1a\'.wgslice.gateway.v1alpha1.GatewayStatus0\x01\x12\x64\n\tRotateKey\x12*.wgslice.gateway.v1alpha1.RotateKeyRequest\x1a+.wgslice.gateway.v1alpha1.RotateKeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dgateway/v1alpha1/status.proto\x12\x18wgslice.gateway.v1alpha1\"\x87\x01\n\x03Rtt\x12\x14\n\x07last_ms\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06min_ms\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x06\x61vg_ms\x18\x03 \x01(\x01H\x02\x88\x01\x01\x12\x13\n\x06max_ms\x18\x04 \x01(\x01H\x03\x88\x01\x01\x42\n\n\x08_last_msB\t\n\x07_min_msB\t\n\x07_avg_msB\t\n\x07_max_ms\"\x88\x03\n\nPeerStatus\x12\x0f\n\x07\x63luster\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12\x13\n\x0b\x61llowed_ips\x18\x04 \x03(\t\x12\x18\n\x10latest_handshake\x18\x05 \x01(\x01\x12\x10\n\x08rx_bytes\x18\x06 \x01(\x04\x12\x10\n\x08tx_bytes\x18\x07 \x01(\x04\x12\x1b\n\x13rx_bytes_per_second\x18\x08 \x01(\x01\x12\x1b\n\x13tx_bytes_per_second\x18\t \x01(\x01\x12*\n\x03rtt\x18\n \x01(\x0b\x32\x1d.wgslice.gateway.v1alpha1.Rtt\x12\x0c\n\x04loss\x18\x0b \x01(\x01\x12\x13\n\x0bprobes_sent\x18\x0c \x01(\x04\x12\x13\n\x0bprobes_lost\x18\r \x01(\x04\x12\x32\n\x05state\x18\x0e \x01(\x0e\x32#.wgslice.gateway.v1alpha1.PeerState\x12\x0e\n\x06reason\x18\x0f \x01(\t\x12\x0e\n\x06routed\x18\x10 \x01(\x08\"\xef\x02\n\rGatewayStatus\x12\r\n\x05slice\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\x11\n\tinterface\x18\x03 \x01(\t\x12\x16\n\x0eimplementation\x18\x04 \x01(\t\x12\x12\n\npublic_key\x18\x05 \x01(\t\x12\x13\n\x0blisten_port\x18\x06 \x01(\r\x12\x0b\n\x03mtu\x18\x07 \x01(\r\x12\x0b\n\x03mss\x18\x08 \x01(\r\x12\x16\n\x0etunnel_address\x18\t \x01(\t\x12\r\n\x05table\x18\n \x01(\r\x12\x14\n\x0c\x63onfig_error\x18\x0b \x01(\t\x12\x12\n\ngeneration\x18\x0c \x01(\x04\x12\x16\n\x0ekey_rotated_at\x18\r \x01(\x01\x12\x12\n\nupdated_at\x18\x0e \x01(\x01\x12\x33\n\x05peers\x18\x0f \x03(\x0b\x32$.wgslice.gateway.v1alpha1.PeerStatus\x12\x1e\n\x16implementation_version\x18\x10 \x01(\t\"\x12\n\x10GetStatusRequest\"/\n\x12WatchStatusRequest\x12\x19\n\x11heartbeat_seconds\x18\x01 \x01(\x01\"\x12\n\x10RotateKeyRequest\"\'\n\x11RotateKeyResponse\x12\x12\n\npublic_key\x18\x01 \x01(\t*\x8a\x01\n\tPeerState\x12\x1a\n\x16PEER_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15PEER_STATE_CONNECTING\x10\x01\x12\x18\n\x14PEER_STATE_CONNECTED\x10\x02\x12\x17\n\x13PEER_STATE_DEGRADED\x10\x03\x12\x13\n\x0fPEER_STATE_DOWN\x10\x04\x32\xc6\x02\n\x14GatewayStatusService\x12`\n\tGetStatus\x12*.wgslice.gateway.v1alpha1.GetStatusRequest\x1a\'.wgslice.gateway.v1alpha1.GatewayStatus\x12\x66\n\x0bWatchStatus\x12,.wgslice.gateway.v1alpha1.WatchStatusRequest\x1a\'.wgslice.gateway.v1alpha1.GatewayStatus0\x01\x12\x64\n\tRotateKey\x12*.wgslice.gateway.v1alpha1.RotateKeyRequest\x1a+.wgslice.gateway.v1alpha1.RotateKeyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gateway.v1alpha1.status_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PEERSTATE']._serialized_start=1077
-  _globals['_PEERSTATE']._serialized_end=1215
+  _globals['_PEERSTATE']._serialized_start=1093
+  _globals['_PEERSTATE']._serialized_end=1231
   _globals['_RTT']._serialized_start=60
   _globals['_RTT']._serialized_end=195
   _globals['_PEERSTATUS']._serialized_start=198
-  _globals['_PEERSTATUS']._serialized_end=574
-  _globals['_GATEWAYSTATUS']._serialized_start=577
-  _globals['_GATEWAYSTATUS']._serialized_end=944
-  _globals['_GETSTATUSREQUEST']._serialized_start=946
-  _globals['_GETSTATUSREQUEST']._serialized_end=964
-  _globals['_WATCHSTATUSREQUEST']._serialized_start=966
-  _globals['_WATCHSTATUSREQUEST']._serialized_end=1013
-  _globals['_ROTATEKEYREQUEST']._serialized_start=1015
-  _globals['_ROTATEKEYREQUEST']._serialized_end=1033
-  _globals['_ROTATEKEYRESPONSE']._serialized_start=1035
-  _globals['_ROTATEKEYRESPONSE']._serialized_end=1074
-  _globals['_GATEWAYSTATUSSERVICE']._serialized_start=1218
-  _globals['_GATEWAYSTATUSSERVICE']._serialized_end=1544
+  _globals['_PEERSTATUS']._serialized_end=590
+  _globals['_GATEWAYSTATUS']._serialized_start=593
+  _globals['_GATEWAYSTATUS']._serialized_end=960
+  _globals['_GETSTATUSREQUEST']._serialized_start=962
+  _globals['_GETSTATUSREQUEST']._serialized_end=980
+  _globals['_WATCHSTATUSREQUEST']._serialized_start=982
+  _globals['_WATCHSTATUSREQUEST']._serialized_end=1029
+  _globals['_ROTATEKEYREQUEST']._serialized_start=1031
+  _globals['_ROTATEKEYREQUEST']._serialized_end=1049
+  _globals['_ROTATEKEYRESPONSE']._serialized_start=1051
+  _globals['_ROTATEKEYRESPONSE']._serialized_end=1090
+  _globals['_GATEWAYSTATUSSERVICE']._serialized_start=1234
+  _globals['_GATEWAYSTATUSSERVICE']._serialized_end=1560
 # @@protoc_insertion_point(module_scope)

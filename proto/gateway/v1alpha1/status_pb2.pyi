@@ -33,7 +33,7 @@ class Rtt(_message.Message):
     def __init__(self, last_ms: _Optional[float] = ..., min_ms: _Optional[float] = ..., avg_ms: _Optional[float] = ..., max_ms: _Optional[float] = ...) -> None: ...
 
 class PeerStatus(_message.Message):
-    __slots__ = ("cluster", "public_key", "endpoint", "allowed_ips", "latest_handshake", "rx_bytes", "tx_bytes", "rx_bytes_per_second", "tx_bytes_per_second", "rtt", "loss", "probes_sent", "probes_lost", "state", "reason")
+    __slots__ = ("cluster", "public_key", "endpoint", "allowed_ips", "latest_handshake", "rx_bytes", "tx_bytes", "rx_bytes_per_second", "tx_bytes_per_second", "rtt", "loss", "probes_sent", "probes_lost", "state", "reason", "routed")
     CLUSTER_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +49,7 @@ class PeerStatus(_message.Message):
     PROBES_LOST_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    ROUTED_FIELD_NUMBER: _ClassVar[int]
     cluster: str
     public_key: str
     endpoint: str
@@ -64,7 +65,8 @@ class PeerStatus(_message.Message):
     probes_lost: int
     state: PeerState
     reason: str
-    def __init__(self, cluster: _Optional[str] = ..., public_key: _Optional[str] = ..., endpoint: _Optional[str] = ..., allowed_ips: _Optional[_Iterable[str]] = ..., latest_handshake: _Optional[float] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., rx_bytes_per_second: _Optional[float] = ..., tx_bytes_per_second: _Optional[float] = ..., rtt: _Optional[_Union[Rtt, _Mapping]] = ..., loss: _Optional[float] = ..., probes_sent: _Optional[int] = ..., probes_lost: _Optional[int] = ..., state: _Optional[_Union[PeerState, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    routed: bool
+    def __init__(self, cluster: _Optional[str] = ..., public_key: _Optional[str] = ..., endpoint: _Optional[str] = ..., allowed_ips: _Optional[_Iterable[str]] = ..., latest_handshake: _Optional[float] = ..., rx_bytes: _Optional[int] = ..., tx_bytes: _Optional[int] = ..., rx_bytes_per_second: _Optional[float] = ..., tx_bytes_per_second: _Optional[float] = ..., rtt: _Optional[_Union[Rtt, _Mapping]] = ..., loss: _Optional[float] = ..., probes_sent: _Optional[int] = ..., probes_lost: _Optional[int] = ..., state: _Optional[_Union[PeerState, str]] = ..., reason: _Optional[str] = ..., routed: _Optional[bool] = ...) -> None: ...
 
 class GatewayStatus(_message.Message):
     __slots__ = ("slice", "cluster", "interface", "implementation", "public_key", "listen_port", "mtu", "mss", "tunnel_address", "table", "config_error", "generation", "key_rotated_at", "updated_at", "peers", "implementation_version")
