@@ -29,7 +29,7 @@ from wgslice.lab import Lab
 from wgslice.lab import layout as topo
 
 PREFIX = os.environ.get("WGSLICE_REDUNDANCY_PREFIX", "wgsred-")
-PORT_BASE = int(os.environ.get("WGSLICE_REDUNDANCY_PORT_BASE", "25443"))
+PORT_BASE = int(os.environ.get("WGSLICE_REDUNDANCY_PORT_BASE", "29443"))
 MEMBERS = ("c1", "c2")
 NODES, GATEWAY_NODES = 3, 2
 SLICE, NAMESPACE, APP = "demo", "shop", "web"  # the lab's demo slice (lab/demo.py)
@@ -330,3 +330,52 @@ def wan_link_cut(lab: Lab, member: str, node_name: str, remote_wan_ip: str) -> I
             for _ in range(5):  # every copy, should a rule have been inserted twice
                 if iptables("-D", chain, flag).returncode != 0:
                     break
+
+
+# -- one failover, as the e2e test and bench/bench_failover.py run it ----------------------
+FAULTS = ("kill", "node", "link")
+
+
+@contextlib.contextmanager
+def fault(lab: Lab, kind: str, src_gw: str, dst_gw: str) -> Iterator[None]:
+    """The fault on c1's gateway node ``src_gw`` (and its path to c2's ``dst_gw``), held
+    while the block runs and healed after (a killed gateway heals by its restart)."""
+    if kind == "kill":
+        say(f"SIGKILL: {kill_gateway(lab, 'c1', src_gw)} process(es) of the gateway on "
+            f"{src_gw}")
+        yield
+    elif kind == "node":
+        with node_cut_off(lab, "c1", src_gw):
+            yield
+    elif kind == "link":
+        remote = lab.plan.cluster("c2").node(dst_gw).wan_ip or ""
+        with wan_link_cut(lab, "c1", src_gw, remote):
+            yield
+    else:
+        raise ValueError(f"fault {kind!r}: one of {', '.join(FAULTS)}")
+
+
+def failover(lab: Lab, pods: dict[str, dict[str, dict[str, Any]]], kind: str, lead: float,
+             hold: float, tail: float, least: int) -> dict[str, Any]:
+    """A 10 ms UDP echo stream and a TCP echo stream from c1's pod on its non-gateway node
+    to c2's, ``lead`` s of traffic (which finds the carrying gateways by their WAN
+    counters), the fault held ``hold`` s, ``tail`` s after the heal. Returns both results,
+    the carriers and when the fault and heal happened on the UDP stream's clock."""
+    client, server = pods["c1"]["c1-node-3"], pods["c2"]["c2-node-3"]
+    netns, target = pod_netns(lab, "c1", client), slice_address(server)
+    duration = lead + hold + tail
+    with Stream(netns, "udp", target, duration, size=1000) as udp, \
+            Stream(netns, "tcp", target, duration) as tcp:
+        time.sleep(0.2)
+        carriers = measure(lab, "c1", "c2", max(lead - 0.4, 0.3))
+        src_gw, dst_gw = carriers.sender(least), carriers.receiver(least)
+        if not (src_gw and dst_gw):
+            raise AssertionError(f"no gateway carries the stream: {carriers}")
+        t_fault = time.monotonic()
+        with fault(lab, kind, src_gw, dst_gw):
+            time.sleep(hold)
+        t_heal = time.monotonic()
+        u, t = udp.result(), tcp.result()
+    return {"kind": kind, "udp": u, "tcp": t, "src_gw": src_gw, "dst_gw": dst_gw,
+            "fault_at": t_fault - udp.started, "heal_at": t_heal - udp.started,
+            "healed": t_heal}

@@ -19,7 +19,7 @@ what it broke, so any test runs alone or in any order.
 
 Run: flock /tmp/wgslice-e2e.lock .venv/bin/python -m pytest -q -s e2e/redundancy (root;
 WGSLICE_REDUNDANCY_PREFIX / WGSLICE_REDUNDANCY_PORT_BASE move its lab, default wgsred- /
-25443).
+29443).
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ BURST_SIZE, WINDOW = 1200, 0.6
 LEAST = int(BURST_SIZE * WINDOW / 0.01 / 2)
 #: the failover stream: LEAD s before the fault, the fault held HOLD s, TAIL s after heal
 LEAD, HOLD, TAIL = 1.5, 3.0, 3.0
-STREAM_SIZE = 1000
 
 
 @pytest.fixture(scope="module")
@@ -153,45 +152,15 @@ def test_01_both_gateways_of_each_member_carry_traffic(
         assert receivers == want_dst, (dst, receivers)
 
 
-@contextlib.contextmanager
-def fault(lab: Lab, kind: str, src_gw: str, dst_gw: str) -> Iterator[None]:
-    """The fault on c1's gateway node ``src_gw`` (and its path to c2's ``dst_gw``), held
-    while the block runs and healed after (a killed gateway heals by its restart)."""
-    if kind == "kill":
-        rl.say(f"SIGKILL: {rl.kill_gateway(lab, 'c1', src_gw)} process(es) of the gateway "
-               f"on {src_gw}")
-        yield
-    elif kind == "node":
-        with rl.node_cut_off(lab, "c1", src_gw):
-            yield
-    else:
-        remote = lab.plan.cluster("c2").node(dst_gw).wan_ip or ""
-        with rl.wan_link_cut(lab, "c1", src_gw, remote):
-            yield
-
-
 @pytest.mark.usefixtures("redundant")
 @pytest.mark.parametrize("kind", ["kill", "node", "link"])
 def test_02_streams_survive_a_failover(
         lab: Lab, world: dict[str, dict[str, dict[str, Any]]], kind: str) -> None:
-    client, server = world["c1"]["c1-node-3"], world["c2"]["c2-node-3"]
-    netns, target = rl.pod_netns(lab, "c1", client), rl.slice_address(server)
-    duration = LEAD + HOLD + TAIL
-    with rl.Stream(netns, "udp", target, duration, size=STREAM_SIZE) as udp, \
-            rl.Stream(netns, "tcp", target, duration) as tcp:
-        time.sleep(0.2)
-        carriers = rl.measure(lab, "c1", "c2", LEAD - 0.4)
-        src_gw, dst_gw = carriers.sender(LEAST), carriers.receiver(LEAST)
-        assert src_gw and dst_gw, f"no gateway carries the stream: {carriers}"
-        t_fault = time.monotonic()
-        with fault(lab, kind, src_gw, dst_gw):
-            time.sleep(HOLD)
-        t_heal = time.monotonic()
-        u, t = udp.result(), tcp.result()
-    at = t_fault - udp.started
+    run = rl.failover(lab, world, kind, LEAD, HOLD, TAIL, LEAST)
+    u, t, src_gw, dst_gw = run["udp"], run["tcp"], run["src_gw"], run["dst_gw"]
     print(f"failover [{kind}] of c1's {src_gw} (to c2's {dst_gw}): longest gap "
-          f"{u['longest_gap']:.3f} s at +{u['gap_at']:.2f} s (fault at +{at:.2f} s, healed "
-          f"at +{t_heal - udp.started:.2f} s), {u['sent'] - u['received']}/{u['sent']} "
+          f"{u['longest_gap']:.3f} s at +{u['gap_at']:.2f} s (fault at +{run['fault_at']:.2f} "
+          f"s, healed at +{run['heal_at']:.2f} s), {u['sent'] - u['received']}/{u['sent']} "
           f"datagrams lost; TCP longest stall {t['longest_gap']:.3f} s, {t['received']} bytes "
           f"echoed, error {t['error']}")
     assert u["error"] is None and u["received"] > 0, u
@@ -201,8 +170,9 @@ def test_02_streams_survive_a_failover(
     assert t["received"] == t["sent"] > 0, t
     back = rl.wait_redundant(lab)
     print(f"failover [{kind}]: both members back to 2 gateways {back:.1f} s after the check "
-          f"began ({time.monotonic() - t_heal:.1f} s after the heal)")
+          f"began ({time.monotonic() - run['healed']:.1f} s after the heal)")
     # and the faulted gateway carries again: its own node's pod goes out through it
+    target = rl.slice_address(world["c2"]["c2-node-3"])
     with rl.Stream(rl.pod_netns(lab, "c1", world["c1"][src_gw]), "udp", target, WINDOW + 0.6,
                    size=BURST_SIZE) as burst:
         time.sleep(0.2)
