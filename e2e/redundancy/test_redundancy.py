@@ -106,7 +106,7 @@ def test_00_lab_has_two_gateway_nodes_per_member(lab: Lab) -> None:
             external = [a["address"] for a in node["status"]["addresses"]
                         if a["type"] == "ExternalIP"]
             labelled = node["metadata"]["labels"].get("wgslice.io/gateway") == "true"
-            wan = subprocess.run(["ip", "-n", plan.netns, "-j", "addr", "show", "wan0"],
+            wan = subprocess.run(["ip", "-n", plan.netns, "-4", "-j", "addr", "show", "wan0"],
                                  capture_output=True, text=True)
             if plan.index <= rl.GATEWAY_NODES:
                 assert labelled and external == [plan.wan_ip], node["status"]["addresses"]
