@@ -32,7 +32,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--clusters", type=int, default=3, metavar="N",
                    help="member clusters besides the hub (default 3: c1, c2, c3)")
     p.add_argument("--nodes", type=int, default=2, metavar="M",
-                   help="nodes per cluster; node 1 is the gateway node (default 2)")
+                   help="nodes per cluster (default 2)")
+    p.add_argument("--gateway-nodes", type=int, default=1, metavar="G",
+                   help="gateway nodes per cluster: nodes 1..G, each with its own WAN "
+                   "address (default 1, at most 4 and at most --nodes)")
     p.add_argument("--bare", action="store_true",
                    help="only the clusters: do not install wgslice or the demo slice")
     p.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
@@ -61,7 +64,8 @@ def _up(args: argparse.Namespace) -> int:
     from wgslice.lab.state import LabDirs
     from wgslice.lab.up import up
 
-    plan = up(args.clusters, args.nodes, _say, timeout=args.timeout)
+    plan = up(args.clusters, args.nodes, _say, timeout=args.timeout,
+              gateway_nodes=args.gateway_nodes)
     if args.bare:
         return 0
     dirs = LabDirs.from_env()

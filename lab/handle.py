@@ -44,12 +44,14 @@ class Lab:
 
     # -- lifecycle ----------------------------------------------------------------------
     def up(self, members: int = topo.DEFAULT_MEMBERS, nodes: int = topo.DEFAULT_NODES,
-           timeout: float = 240.0, verbose: bool = False) -> topo.LabPlan:
+           timeout: float = 240.0, verbose: bool = False,
+           gateway_nodes: int = topo.DEFAULT_GATEWAY_NODES) -> topo.LabPlan:
         from wgslice.lab.up import up
 
         say = (lambda m: print(f"==> {m}", file=sys.stderr, flush=True)) if verbose \
             else self.say
-        return up(members, nodes, say, timeout=timeout, dirs=self.dirs)
+        return up(members, nodes, say, timeout=timeout, dirs=self.dirs,
+                  gateway_nodes=gateway_nodes)
 
     def down(self) -> dict[str, int]:
         from wgslice.lab.down import down

@@ -1,4 +1,5 @@
-"""The lab's address and naming plan: a pure function of (members, nodes, prefix).
+"""The lab's address and naming plan: a pure function of (members, nodes, gateway nodes,
+prefix).
 
 Everything the lab creates -- network namespaces, interfaces, addresses, routes, ports -- is
 named here, so `lab up` and `lab down` agree without talking to each other, tests can
@@ -13,11 +14,15 @@ Layout (cluster index k: 0 = hub, 1..N = members c1..cN; node index i = 1..M):
 * every cluster uses the *same* pod CIDR ``10.244.0.0/16`` (node ``i`` gets
   ``10.244.(i-1).0/24``) and service CIDR ``10.96.0.0/12``, as kubeadm/kind clusters do,
   so the overlay must never rely on pod CIDRs being distinct;
-* node 1 of every cluster is a gateway node (label ``wgslice.io/gateway=true``) with a
-  ``wan0`` interface on the shared WAN ``198.51.100.0/24`` (a documentation range; the WAN
-  bridge lives in ``<prefix>wan`` and carries no address); gateway node of cluster k is
-  ``198.51.100.(10k+11)``; the hub's API endpoint is also on the WAN at ``198.51.100.1`` so
-  members' agents can reach it the way real ones reach a public hub endpoint;
+* nodes 1..G of every cluster (G = ``gateway_nodes``, default 1, at most 4) are gateway
+  nodes (label ``wgslice.io/gateway=true``), each with its own ``wan0`` interface on the
+  shared WAN ``198.51.100.0/24`` (a documentation range; the WAN bridge lives in
+  ``<prefix>wan`` and carries no address); gateway node i of cluster k is
+  ``198.51.100.(10k+10+i)`` (node 1 keeps ``10k+11``; cluster k owns ``10k+11..10k+14``,
+  so no two clusters collide up to ``MAX_MEMBERS``); the hub's API endpoint is also on the
+  WAN at ``198.51.100.1`` so members' agents can reach it the way real ones reach a public
+  hub endpoint. Several gateway nodes are what redundant gateways (docs/redundancy.md)
+  need to be tested on; non-gateway nodes reach the WAN through gateway node 1;
 * nothing is created in the root namespace except the per-cluster ``127.0.0.1`` listener
   for the user's kubeconfig.
 """
@@ -25,14 +30,20 @@ Layout (cluster index k: 0 = hub, 1..N = members c1..cN; node index i = 1..M):
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_PREFIX = "wgslab-"
 DEFAULT_MEMBERS = 3
 DEFAULT_NODES = 2
+DEFAULT_GATEWAY_NODES = 1
 DEFAULT_PORT_BASE = 17443
 MAX_MEMBERS = 20
 MAX_NODES = 50
+#: Gateway nodes per cluster: each cluster owns ten WAN addresses (10k+10+i), and the
+#: product's `gatewayReplicas` stops at 4 (docs/redundancy.md).
+MAX_GATEWAY_NODES = 4
 API_PORT = 6443  # HTTPS (per-cluster CA), on every address of the cp namespace
 IFNAMSIZ = 15  # usable characters of a Linux interface name (16 with the NUL)
 
@@ -146,6 +157,7 @@ class LabPlan:
     wan_netns: str
     wan_cidr: str
     clusters: tuple[ClusterPlan, ...] = field(default=())
+    gateway_nodes: int = DEFAULT_GATEWAY_NODES
 
     def cluster(self, name: str) -> ClusterPlan:
         for cluster in self.clusters:
@@ -171,11 +183,18 @@ def cluster_names(members: int) -> list[str]:
     return ["hub", *(f"c{i}" for i in range(1, members + 1))]
 
 
-def validate_sizes(members: int, nodes: int) -> None:
+def validate_sizes(members: int, nodes: int, gateway_nodes: int = DEFAULT_GATEWAY_NODES
+                   ) -> None:
     if not 1 <= members <= MAX_MEMBERS:
         raise ValueError(f"--clusters must be between 1 and {MAX_MEMBERS} (got {members})")
     if not 1 <= nodes <= MAX_NODES:
         raise ValueError(f"--nodes must be between 1 and {MAX_NODES} (got {nodes})")
+    if not 1 <= gateway_nodes <= MAX_GATEWAY_NODES:
+        raise ValueError(f"--gateway-nodes must be between 1 and {MAX_GATEWAY_NODES} "
+                         f"(got {gateway_nodes})")
+    if gateway_nodes > nodes:
+        raise ValueError(f"--gateway-nodes ({gateway_nodes}) must be at most --nodes ({nodes}): "
+                         "gateway nodes are nodes 1..G of each cluster")
 
 
 def validate_prefix(prefix: str) -> None:
@@ -201,9 +220,11 @@ def plan_lab(
     nodes: int = DEFAULT_NODES,
     prefix: str = DEFAULT_PREFIX,
     port_base: int = DEFAULT_PORT_BASE,
+    gateway_nodes: int = DEFAULT_GATEWAY_NODES,
 ) -> LabPlan:
-    """The complete plan for a hub plus ``members`` member clusters of ``nodes`` nodes."""
-    validate_sizes(members, nodes)
+    """The complete plan for a hub plus ``members`` member clusters of ``nodes`` nodes, of
+    which the first ``gateway_nodes`` are gateway nodes."""
+    validate_sizes(members, nodes, gateway_nodes)
     validate_prefix(prefix)
     pod_net = ipaddress.ip_network(POD_CIDR)
     node_pod_cidrs = list(pod_net.subnets(new_prefix=24))
@@ -212,7 +233,7 @@ def plan_lab(
         network = ipaddress.ip_network(f"172.20.{k}.0/24")
         node_plans = []
         for i in range(1, nodes + 1):
-            gateway = i == 1
+            gateway = i <= gateway_nodes
             node_plans.append(
                 NodePlan(
                     name=f"{name}-node-{i}",
@@ -252,9 +273,17 @@ def plan_lab(
         wan_netns=f"{prefix}wan",
         wan_cidr=WAN_CIDR,
         clusters=tuple(clusters),
+        gateway_nodes=gateway_nodes,
     )
     check_names(plan)
     return plan
+
+
+def plan_from_state(lab: Mapping[str, Any]) -> LabPlan:
+    """The plan a lab's ``lab.json`` describes (``up``, the supervisors and ``status`` must
+    agree on it); a lab written before gateway nodes were a size has one per cluster."""
+    return plan_lab(lab["members"], lab["nodes"], lab["prefix"], lab["port_base"],
+                    int(lab.get("gateway_nodes", DEFAULT_GATEWAY_NODES)))
 
 
 def check_names(plan: LabPlan) -> None:

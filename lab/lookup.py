@@ -37,8 +37,9 @@ def status_lines(dirs: LabDirs | None = None) -> list[str]:
     if loaded is None:
         return [f"no lab in {dirs.root} (run `wgslice lab up`)"]
     lab, plan = loaded
-    lines = [f"lab {dirs.root}: hub + {lab['members']} member(s) x {lab['nodes']} node(s), "
-             f"prefix {lab['prefix']}, phase {lab.get('phase')}, kubeconfig {dirs.kubeconfig}"]
+    lines = [f"lab {dirs.root}: hub + {lab['members']} member(s) x {lab['nodes']} node(s) "
+             f"({plan.gateway_nodes} gateway node(s) each), prefix {lab['prefix']}, "
+             f"phase {lab.get('phase')}, kubeconfig {dirs.kubeconfig}"]
     for c in plan.clusters:
         pid = read_pid(dirs.supervisor_pidfile(c.name))
         state = "running" if alive(pid) else "NOT RUNNING"

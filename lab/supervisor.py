@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if lab is None:
         print(f"no lab state in {dirs.root}", file=sys.stderr)
         return 1
-    plan = topo.plan_lab(lab["members"], lab["nodes"], lab["prefix"], lab["port_base"])
+    plan = topo.plan_from_state(lab)
     cluster = plan.cluster(args.cluster)
     local = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     local.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

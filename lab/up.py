@@ -82,7 +82,7 @@ def load_plan(dirs: LabDirs) -> tuple[dict[str, Any], topo.LabPlan] | None:
     lab = dirs.read_lab()
     if lab is None:
         return None
-    return lab, topo.plan_lab(lab["members"], lab["nodes"], lab["prefix"], lab["port_base"])
+    return lab, topo.plan_from_state(lab)
 
 
 def ca_file(dirs: LabDirs, cluster: str) -> Path:
@@ -159,25 +159,30 @@ def write_kubeconfig(dirs: LabDirs, plan: topo.LabPlan) -> Path:
 
 
 def describe(lab: dict[str, Any]) -> str:
-    return (f"a hub plus {lab['members']} member cluster(s) of {lab['nodes']} node(s) "
-            f"(prefix {lab['prefix']!r})")
+    gateways = int(lab.get("gateway_nodes", topo.DEFAULT_GATEWAY_NODES))
+    return (f"a hub plus {lab['members']} member cluster(s) of {lab['nodes']} node(s), "
+            f"{gateways} gateway node(s) each (prefix {lab['prefix']!r})")
 
 
 def up(members: int, nodes: int, say: Say, timeout: float = 240.0,
-       dirs: LabDirs | None = None) -> topo.LabPlan:
+       dirs: LabDirs | None = None, gateway_nodes: int = topo.DEFAULT_GATEWAY_NODES
+       ) -> topo.LabPlan:
     dirs = dirs or LabDirs.from_env()
     try:
-        plan = topo.plan_lab(members, nodes, dirs.prefix, dirs.port_base)
+        plan = topo.plan_lab(members, nodes, dirs.prefix, dirs.port_base, gateway_nodes)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     preflight()
     existing = dirs.read_lab()
     if existing is not None:
-        if (existing["members"], existing["nodes"]) != (members, nodes):
+        sizes = (existing["members"], existing["nodes"],
+                 int(existing.get("gateway_nodes", topo.DEFAULT_GATEWAY_NODES)))
+        if sizes != (members, nodes, gateway_nodes):
             raise UserError(
                 f"a lab already exists in {dirs.root}: {describe(existing)}; to get "
-                f"{members} member(s) x {nodes} node(s) run `wgslice lab down` first, "
-                f"then `wgslice lab up --clusters {members} --nodes {nodes}`")
+                f"{members} member(s) x {nodes} node(s) with {gateway_nodes} gateway node(s) "
+                f"run `wgslice lab down` first, then `wgslice lab up --clusters {members} "
+                f"--nodes {nodes} --gateway-nodes {gateway_nodes}`")
         dead = [c.name for c in plan.clusters
                 if not alive(read_pid(dirs.supervisor_pidfile(c.name)))]
         if existing.get("phase") == "ready" and not dead:
@@ -213,7 +218,8 @@ def _build(dirs: LabDirs, plan: topo.LabPlan, say: Say, timeout: float) -> topo.
     from wgslice.lab import netns as nx
 
     t0 = time.monotonic()
-    lab = {"members": plan.members, "nodes": plan.nodes_per_cluster, "prefix": plan.prefix,
+    lab = {"members": plan.members, "nodes": plan.nodes_per_cluster,
+           "gateway_nodes": plan.gateway_nodes, "prefix": plan.prefix,
            "port_base": plan.clusters[0].local_port, "phase": "creating",
            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     dirs.write_lab(lab)
