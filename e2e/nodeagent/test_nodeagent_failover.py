@@ -211,8 +211,7 @@ def _drop_probes(ns: str, on: bool) -> None:
 
 
 def test_all_up_the_worker_uses_its_home_and_gateway_nodes_keep_a_fallback(fo):
-    home = _home_index()
-    assert fo.worker_via() == fo.node_addr(home)
+    home = _all_up(fo)
     for i in (0, 1):
         routes = NetlinkAdapter(fo.gw_ns(i)).observe_routes()
         assert {(r.via, r.metric) for r in routes if r.dst == REMOTE} == {
@@ -225,41 +224,61 @@ def test_all_up_the_worker_uses_its_home_and_gateway_nodes_keep_a_fallback(fo):
     assert len(fo.received(home, start)) > 50 and fo.received(1 - home, start) == []
 
 
+def _all_up(fo: Failover) -> int:
+    """Wait until every prober finds every gateway up and the worker uses its home (a
+    failed test may have left one down); returns the home's index."""
+    home = _home_index()
+    _until(lambda: all(a.prober is not None and a.prober.down() == frozenset()
+                       for a in fo.agents.values())
+           and fo.worker_via() == fo.node_addr(home), 3 * BOUND, 0.01)
+    return home
+
+
 def _fail_over_and_back(fo: Failover, kill: Callable[[int], None],
                         revive: Callable[[int], None], what: str) -> None:
-    home = _home_index()
+    home = _all_up(fo)
     other = 1 - home
     agent = fo.agents[WORKER]
-    assert fo.worker_via() == fo.node_addr(home)
     sender = fo.stream(8.0)
     time.sleep(0.5)
     before = len(agent.reroutes)
     t_kill = time.monotonic()
     kill_ns = time.monotonic_ns()
     kill(home)
-    moved = _until(lambda: fo.worker_via() == fo.node_addr(other), 3 * BOUND)
-    reroute = agent.reroutes[-1]
-    assert len(agent.reroutes) > before and ("red", home) in reroute.down
-    _until(lambda: bool(fo.received(other, kill_ns)), 2.0, 0.01)
-    first = min(recv for recv, _sent in fo.received(other, kill_ns))
-    data = first / 1e9 - t_kill
-    print(f"\n{what}: route moved {moved * 1000:.0f} ms after the kill; 3rd probe lost -> "
-          f"route replaced {reroute.seconds * 1000:.1f} ms ({len(reroute.ops)} ops); "
-          f"pod's stream at the other gateway {data * 1000:.0f} ms after the kill")
-    assert moved < BOUND, f"{what}: {moved:.3f} s"
-    # stays there: nothing flaps while the home gateway is dead
-    time.sleep(1.0)
-    assert fo.worker_via() == fo.node_addr(other)
-    settled = time.monotonic_ns()
-    time.sleep(0.5)
-    assert fo.received(home, settled) == [] and len(fo.received(other, settled)) > 20
-    revive(home)
-    back = _until(lambda: fo.worker_via() == fo.node_addr(home), 3 * BOUND)
-    print(f"{what}: back to the home gateway {back * 1000:.0f} ms after it returned")
-    settled = time.monotonic_ns()
-    time.sleep(0.5)
-    assert len(fo.received(home, settled)) > 20 and fo.received(other, settled) == []
-    sender.wait(15)
+    alive = False
+    try:
+        _until(lambda: fo.worker_via() == fo.node_addr(other), 3 * BOUND)
+        moved = time.monotonic() - t_kill  # kill() itself may take a while (a thread's join)
+        # the kernel has the route a moment before the agent records it
+        _until(lambda: len(agent.reroutes) > before, 1.0)
+        reroute = agent.reroutes[-1]
+        assert ("red", home) in reroute.down and reroute.errors == ()
+        _until(lambda: bool(fo.received(other, kill_ns)), 2.0, 0.01)
+        first = min(recv for recv, _sent in fo.received(other, kill_ns))
+        data = first / 1e9 - t_kill
+        print(f"\n{what}: route moved {moved * 1000:.0f} ms after the kill; 3rd probe lost "
+              f"-> route replaced {reroute.seconds * 1000:.1f} ms ({len(reroute.ops)} ops); "
+              f"pod's stream at the other gateway {data * 1000:.0f} ms after the kill")
+        assert moved < BOUND, f"{what}: {moved:.3f} s"
+        # stays there: nothing flaps while the home gateway is dead
+        time.sleep(1.0)
+        assert fo.worker_via() == fo.node_addr(other)
+        settled = time.monotonic_ns()
+        time.sleep(0.5)
+        assert fo.received(home, settled) == [] and len(fo.received(other, settled)) > 20
+        t_back = time.monotonic()
+        revive(home)
+        alive = True
+        _until(lambda: fo.worker_via() == fo.node_addr(home), 3 * BOUND)
+        back = time.monotonic() - t_back
+        print(f"{what}: back to the home gateway {back * 1000:.0f} ms after it returned")
+        settled = time.monotonic_ns()
+        time.sleep(0.5)
+        assert len(fo.received(home, settled)) > 20 and fo.received(other, settled) == []
+    finally:
+        if not alive:
+            revive(home)
+        sender.wait(15)
     assert fo.agents[WORKER].prober is not None
     assert fo.agents[WORKER].prober.down() == frozenset()
     # and a full reconcile agrees with what the failover path did
@@ -280,7 +299,7 @@ def test_gateway_node_without_its_gateways_routes_forwards_through_the_other(fo)
     """The home gateway still answers (the worker keeps sending to it) but its own routes
     are gone, as when its gateway withdraws them: its fallback (metric 100) carries the
     pod's traffic through the other gateway."""
-    home = _home_index()
+    home = _all_up(fo)
     other = 1 - home
     ns = fo.gw_ns(home)
     wg = gateway_ifname("red")

@@ -281,12 +281,13 @@ def test_prober_hysteresis_against_a_real_echo_responder_on_loopback():
         _wait(lambda: prober.down() == {("shop", 2)}, 3)  # nobody answers at .3
         time.sleep(0.6)
         assert prober.down() == {("shop", 2)}  # the answering one never flapped
-        responder.close()
         killed = time.monotonic()
+        responder.close()  # it may answer one more probe while its thread ends
         _wait(lambda: ("shop", 1) in prober.down(), 3)
         detect = changes[-1][1] - killed
         print(f"\nprober: responder closed -> down in {detect * 1000:.0f} ms")
-        assert 0.25 <= detect <= 0.9
+        # 3 losses, not 1 (0.2 s); the bound is loose: CI machines are shared
+        assert 0.3 <= detect <= 1.5
         responder = EchoResponder("127.0.0.2", port)
         back = _wait(lambda: ("shop", 1) not in prober.down(), 3)
         print(f"prober: responder back -> up in {back * 1000:.0f} ms")
