@@ -62,6 +62,7 @@ class JoinRequest:
     service_cidrs: Sequence[str] = ()
     reserved_cidrs: Sequence[str] = ()
     gateway_endpoint: str = ""
+    gateway_replicas: int | None = None  # None: the CRD's default (2)
     image: dict[str, str] | None = None
 
 
@@ -98,6 +99,7 @@ def join(
             "serviceCIDRs": service_cidrs,
             "reservedCIDRs": list(req.reserved_cidrs),
             "gatewayEndpoint": req.gateway_endpoint,
+            **({"gatewayReplicas": req.gateway_replicas} if req.gateway_replicas else {}),
         },
     }
     done = apply_all(

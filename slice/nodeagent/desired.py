@@ -5,25 +5,33 @@ table *T* selected by policy rules (`iif <pod veth>`, `iif <vxlan>`, `iif <wg>`,
 `iif lo to <slice cidr>`, without which rp_filter breaks ARP and PMTU errors), a VXLAN
 between the cluster's nodes, `unreachable default` in *T* and `unreachable <cidr>` in main,
 and rp_filter=1 on every slice device so a spoofed source dies at the first node.
+
+Redundant gateways (docs/redundancy.md, "Nodes' pods"): which gateway a node sends the
+remote subnets to is decided here too, from the set of gateways the node currently finds
+healthy (its probes, `probing.py`), so a failover is one more pure plan and a route diff.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from wgslice.slice.nodeagent.state import (
+    FALLBACK_METRIC,
     RT_PROTO,
     UNREACHABLE_METRIC,
     Addr,
     AttachedPod,
     Fdb,
     FilterRule,
+    GatewayInfo,
     Link,
     NodeState,
     PodNet,
+    ProbeTarget,
     Route,
     Rule,
     SliceConfig,
@@ -32,7 +40,11 @@ from wgslice.slice.nodeagent.state import (
     vxlan_name,
 )
 
-__all__ = ["RT_PROTO", "NodePlan", "parse_configs", "plan_node"]
+__all__ = ["RT_PROTO", "NodePlan", "fallback_gateway", "gateway_order", "home_gateway",
+           "parse_configs", "plan_node", "probe_targets"]
+
+#: per slice, the indices of the gateways a node finds healthy; a slice left out: all are
+Healthy = Mapping[str, Collection[int]]
 
 MAIN_TABLE = 254
 
@@ -70,11 +82,109 @@ def _usable(configs: Iterable[SliceConfig], problems: list[str]) -> list[SliceCo
     return seen
 
 
+# ----------------------------------------------------------------------------- gateways
+
+
+def node_hash(node: str) -> int:
+    """A hash of the node name that every process and restart agrees on (Python's `hash()`
+    is salted per process): it must not move a node's traffic when its agent restarts."""
+    return int.from_bytes(hashlib.sha256(node.encode()).digest()[:8], "big")
+
+
+def gateway_order(node: str, gateways: Sequence[GatewayInfo]) -> tuple[GatewayInfo, ...]:
+    """The gateways by index, rotated by `node_hash(node)`: the order in which `node`
+    prefers them. Rotating (rather than sorting by a per-pair hash) spreads nodes evenly
+    over the gateways and keeps a fixed successor when one fails."""
+    gws = sorted(gateways, key=lambda g: g.index)
+    if not gws:
+        return ()
+    k = node_hash(node) % len(gws)
+    return tuple(gws[k:] + gws[:k])
+
+
+def _first_healthy(order: Sequence[GatewayInfo],
+                   healthy: Collection[int] | None) -> GatewayInfo | None:
+    """First healthy in `order`; with none healthy the first anyway (nothing better to do,
+    and a gateway that is only unreachable to us may still forward)."""
+    if not order:
+        return None
+    if healthy is None:
+        return order[0]
+    return next((g for g in order if g.index in healthy), order[0])
+
+
+def _routable(node: str, cfg: SliceConfig) -> tuple[GatewayInfo, ...]:
+    """Gateways on nodes the slice config knows (a next hop needs the node's address)."""
+    return tuple(g for g in gateway_order(node, cfg.gateways) if g.node in cfg.nodes)
+
+
+def home_gateway(node: str, cfg: SliceConfig,
+                 healthy: Collection[int] | None = None) -> GatewayInfo | None:
+    """The gateway `node` sends the remote subnets to: its own node's gateway, else the
+    first healthy one in `gateway_order` (None: no gateway on a known node)."""
+    own = next((g for g in cfg.gateways if g.node == node), None)
+    return own or _first_healthy(_routable(node, cfg), healthy)
+
+
+def fallback_gateway(node: str, cfg: SliceConfig,
+                     healthy: Collection[int] | None = None) -> GatewayInfo | None:
+    """On a gateway node, the other gateway its fallback route (metric 100) goes through:
+    the first healthy other in `gateway_order`. None on other nodes and with one gateway."""
+    if not any(g.node == node for g in cfg.gateways):
+        return None
+    return _first_healthy([g for g in _routable(node, cfg) if g.node != node], healthy)
+
+
+def probe_targets(node: str, configs: Iterable[SliceConfig]) -> tuple[ProbeTarget, ...]:
+    """The gateways `node` probes: every gateway of every slice present on the node, except
+    those on the node itself (the node is its gateway) and those on unknown nodes (no route
+    to them, and never chosen)."""
+    out: list[ProbeTarget] = []
+    for cfg in _usable(configs, []):
+        me = cfg.nodes.get(node)
+        if me is None:
+            continue
+        out += [ProbeTarget(cfg.slice, g.index, g.address, cfg.probe_port, me.address)
+                for g in cfg.gateways if g.node != node and g.node in cfg.nodes]
+    return tuple(out)
+
+
+def _gateway_routes(node: str, cfg: SliceConfig, healthy: Collection[int] | None,
+                    vx: str, problems: list[str]) -> set[Route]:
+    """Every other gateway's tunnel address /32 via its node (probes and the gateways' own
+    traffic), and the remote subnets: via the home gateway's node at metric 0, or, on a
+    gateway node, via another gateway's node at `FALLBACK_METRIC`."""
+    t = cfg.table
+    routes: set[Route] = set()
+    for g in cfg.gateways:
+        where = cfg.nodes.get(g.node)
+        if where is None:
+            problems.append(f"slice {cfg.slice}: gateway {g.index} node {g.node!r} unknown; "
+                            f"not routed through")
+        elif g.node != node:
+            routes.add(Route(t, f"{g.address}/32", dev=vx, via=where.address))
+    own = any(g.node == node for g in cfg.gateways)
+    via = fallback_gateway(node, cfg, healthy) if own else home_gateway(node, cfg, healthy)
+    if via is None:
+        if not own:
+            problems.append(f"slice {cfg.slice}: no gateway on a known node; remote subnets "
+                            f"unreachable from this node")
+        return routes
+    metric = FALLBACK_METRIC if own else 0
+    for net in cfg.remote_subnets:
+        routes.add(Route(t, str(net), dev=vx, via=cfg.nodes[via.node].address,
+                         metric=metric))
+    return routes
+
+
 def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[AttachedPod], *,
-              wg_ifname: Callable[[SliceConfig], str] | None = None) -> NodePlan:
+              wg_ifname: Callable[[SliceConfig], str] | None = None,
+              healthy: Healthy | None = None) -> NodePlan:
     """Everything the node agent should own on `node`. `pods` are all annotated pods of the
     cluster (pods on other nodes become /32 routes over the VXLAN); `wg_ifname` names the
-    gateway's WireGuard interface (default: the gateway's own naming)."""
+    gateway's WireGuard interface (default: the gateway's own naming); `healthy` is, per
+    slice, the gateways this node's probes find healthy (a slice left out: all)."""
+    healthy = healthy or {}
     wg_name = wg_ifname or (lambda c: c.wg_ifname)
     problems: list[str] = []
     links: set[Link] = set()
@@ -107,7 +217,8 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
             problems.append(f"pod {who}: bad slice address {pod.slice_address!r}")
             continue
         node_addrs = {n.address for n in cfg.nodes.values()}
-        if ip not in cfg.subnet or str(ip) in node_addrs or str(ip) == cfg.gateway_address:
+        node_addrs |= {g.address for g in cfg.gateways}
+        if ip not in cfg.subnet or str(ip) in node_addrs:
             problems.append(f"pod {who}: slice address {ip} is not a pod address of "
                             f"{cfg.subnet}")
             continue
@@ -146,15 +257,9 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
                 fdb.add(Fdb(vx, info.node_ip))
                 filters.add(FilterRule(cfg.vxlan_port, info.node_ip))
             routes.add(Route(t, f"{info.address}/32", dev=vx))
-        gw = cfg.nodes.get(cfg.gateway_node)
-        if cfg.gateway_node == node:
+        if any(g.node == node for g in cfg.gateways):
             rules.add(Rule(t, wg_name(cfg)))  # the gateway adds it too; harmless twice
-        elif gw is not None:
-            for net in (*cfg.remote_subnets, f"{cfg.gateway_address}/32"):
-                routes.add(Route(t, str(net), dev=vx, via=gw.address))
-        else:
-            problems.append(f"slice {cfg.slice}: gateway node {cfg.gateway_node!r} unknown; "
-                            f"remote subnets unreachable from this node")
+        routes |= _gateway_routes(node, cfg, healthy.get(cfg.slice), vx, problems)
         names = []
         for pod in slice_pods[cfg.slice]:
             if pod.node == node and pod.netns and pod.netns in netns_taken:

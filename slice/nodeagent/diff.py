@@ -4,12 +4,16 @@ Deletions first (rules, routes, addresses, FDB, links), then additions in depend
 (links up, sysctls, addresses, FDB, pod side, routes, rules). Deleting a link takes its
 addresses, FDB entries, routes, per-device sysctls and the pod's end of a veth with it, so
 the diff never emits deletes for those and re-adds them when the link is re-created.
-Sysctls are only ever set, never reverted. `simulate` applies operations to a state the way
-the kernel would, so tests can check `simulate(obs, diff(want, obs)) == want`.
+Sysctls are only ever set, never reverted. A route that changes only its next hop or type
+(a gateway failover) is not deleted: `AddRoute` replaces it in place, as the kernel replaces
+the route of the same (table, destination, metric), so no packet meets a missing route
+(nor the `unreachable default` behind it) in between. `simulate` applies operations to a
+state the way the kernel would, so tests can check `simulate(obs, diff(want, obs)) == want`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -119,6 +123,12 @@ def _sorted(items: Iterable[_T]) -> list[_T]:
     return sorted(items, key=repr)
 
 
+def route_key(r: Route) -> tuple[int, str, int]:
+    """What identifies an IPv4 route to the kernel (tos is always 0 here): adding one with
+    the same key and NLM_F_REPLACE replaces it atomically."""
+    return (r.table, r.dst, r.metric)
+
+
 def diff(want: NodeState, have: NodeState) -> list[Op]:
     """Operations that turn `have` into `want` (on the objects the agent owns)."""
     wl = {lk.name: lk for lk in want.links}
@@ -145,7 +155,10 @@ def diff(want: NodeState, have: NodeState) -> list[Op]:
     if want.filters != have.filters and want.filters:  # filter first: VXLAN comes up closed
         ops.append(SyncFilter(tuple(_sorted(want.filters))))
     ops += [DelRule(r) for r in _sorted(have.rules - want.rules)]
-    ops += [DelRoute(r) for r in _sorted(h_routes - want.routes)]
+    replaced = {route_key(r) for r in want.routes - h_routes}
+    keys = Counter(route_key(r) for r in h_routes)
+    ops += [DelRoute(r) for r in _sorted(h_routes - want.routes)
+            if not (route_key(r) in replaced and keys[route_key(r)] == 1)]
     ops += [DelAddr(a) for a in _sorted(h_addrs - want.addrs)]
     ops += [DelFdb(f) for f in _sorted(h_fdb - want.fdb)]
     ops += [DelLink(n) for n in sorted(gone)]
@@ -234,7 +247,10 @@ def simulate(state: NodeState, ops: list[Op]) -> NodeState:
                 need(r.dev)
                 if r in routes:
                     raise SimulationError(f"{r} exists")
-                routes.add(r)
+                same = {x for x in routes if route_key(x) == route_key(r)}
+                if len(same) > 1:  # replace would pick one of them: diff must not rely on it
+                    raise SimulationError(f"{r} would replace one of {same}")
+                routes = (routes - same) | {r}
             case AddRule(rule=r):
                 rules.add(r)
             case SyncFilter(rules=fr):

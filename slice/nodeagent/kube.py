@@ -197,6 +197,17 @@ def run(node: str, *, agent: Reconciler | None = None, kube: Kube | None = None,
     for inf in (cms, pods):
         threading.Thread(target=inf.run, name=f"wgslice-watch-{inf.name}",
                          daemon=True).start()
+    if isinstance(reconciler, NodeAgent):  # gateway failover: docs/redundancy.md
+        reconciler.start_probing()
+    try:
+        _loop(reconciler, cms, pods, changed, stop, resync)
+    finally:
+        if isinstance(reconciler, NodeAgent):
+            reconciler.stop_probing()
+
+
+def _loop(reconciler: Reconciler, cms: _Informer[ConfigMap], pods: _Informer[Pod],
+          changed: threading.Event, stop: threading.Event, resync: float) -> None:
     last = ""
     while not stop.is_set():
         changed.wait(resync)

@@ -24,6 +24,11 @@ POD_IFNAME = "slice0"
 DEFAULT_MTU = 1420
 DEFAULT_VXLAN_PORT = 4789
 UNREACHABLE_METRIC = 4242  # our `unreachable` routes coexist with the gateway's (metric 0)
+# A gateway node's route to the remote subnets through another gateway: above the gateway's
+# own routes (metrics 0..3, one per WireGuard interface), so it carries traffic only once
+# they are all withdrawn or gone (docs/redundancy.md).
+FALLBACK_METRIC = 100
+DEFAULT_PROBE_PORT = 51899  # the gateways' UDP echo (gateway/config.py DEFAULT_PROBE_PORT)
 IFNAMSIZ = 15  # usable characters
 
 
@@ -59,6 +64,45 @@ class NodeInfo:
 
 
 @dataclass(frozen=True)
+class GatewayInfo:
+    """One of the member's gateways of a slice: `address` is its tunnel address, where its
+    echo responder answers probes and which every other node routes to `node`."""
+
+    index: int
+    node: str
+    address: str
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """What a node probes: gateway `index` of `slice` at `address:port`, sent from the node's
+    own slice address `source` so the echo comes back through the slice table."""
+
+    slice: str
+    index: int
+    address: str
+    port: int
+    source: str
+
+
+def _gateways(d: Mapping[str, Any], node: str, address: str) -> tuple[GatewayInfo, ...]:
+    """`gateways` of `slice.yaml`, ordered by index; absent, the one gateway of before."""
+    raw = d.get("gateways")
+    if not raw:
+        return (GatewayInfo(0, node, address),)
+    out = tuple(sorted((GatewayInfo(int(g["index"]), str(g["node"]),
+                                    str(ipaddress.IPv4Address(g["address"]))) for g in raw),
+                       key=lambda g: g.index))
+    for what, values in (("index", [g.index for g in out]),
+                         ("address", [g.address for g in out])):
+        if len(set(values)) != len(values):
+            raise ValueError(f"gateways: duplicate {what}")
+    if out[0].index < 0:
+        raise ValueError(f"gateways: negative index {out[0].index}")
+    return out
+
+
+@dataclass(frozen=True)
 class SliceConfig:
     """`slice.yaml` of ConfigMap `wgslice-slice-<S>` (docs/member-contract.md)."""
 
@@ -76,11 +120,26 @@ class SliceConfig:
     mtu: int = DEFAULT_MTU
     vxlan_port: int = DEFAULT_VXLAN_PORT
     gateway_interface: str = ""  # optional override of the gateway's interface name
+    # every gateway, by index (index 0 is gateway_node/gateway_address); () is that one
+    gateways: tuple[GatewayInfo, ...] = ()
+    probe_port: int = DEFAULT_PROBE_PORT
+
+    def __post_init__(self) -> None:
+        if not self.gateways:  # built by hand (tests): the one gateway of before
+            object.__setattr__(self, "gateways",
+                               (GatewayInfo(0, self.gateway_node, self.gateway_address),))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SliceConfig:
         """Parse one `slice.yaml`; raises ValueError naming the field on bad input."""
         try:
+            raw_gws = d.get("gateways") or ()
+            first = next((g for g in raw_gws if int(g["index"]) == 0), None)
+            gw_node = str(d.get("gatewayNode") or (first or {}).get("node") or "")
+            raw_addr = d.get("gatewayAddress") or (first or {}).get("address")
+            if not raw_addr:
+                raise KeyError("gatewayAddress")
+            gw_addr = str(ipaddress.IPv4Address(raw_addr))
             nodes = {str(n): NodeInfo(str(ipaddress.IPv4Address(v["nodeIP"])),
                                       str(ipaddress.IPv4Address(v["address"])))
                      for n, v in (d.get("nodes") or {}).items()}
@@ -89,8 +148,7 @@ class SliceConfig:
                 cidr=ipaddress.IPv4Network(d["cidr"]),
                 subnet=ipaddress.IPv4Network(d["subnet"]),
                 table=int(d["table"]), vni=int(d["vni"]),
-                gateway_node=str(d.get("gatewayNode", "")),
-                gateway_address=str(ipaddress.IPv4Address(d["gatewayAddress"])),
+                gateway_node=gw_node, gateway_address=gw_addr,
                 nodes=nodes,
                 remote_subnets=tuple(ipaddress.IPv4Network(s)
                                      for s in d.get("remoteSubnets") or ()),
@@ -98,6 +156,8 @@ class SliceConfig:
                 mtu=int(d.get("mtu") or DEFAULT_MTU),
                 vxlan_port=int(d.get("vxlanPort") or DEFAULT_VXLAN_PORT),
                 gateway_interface=str(d.get("gatewayInterface") or ""),
+                gateways=_gateways(d, gw_node, gw_addr),
+                probe_port=int(d.get("probePort") or DEFAULT_PROBE_PORT),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"slice config {d.get('slice', '?')!r}: {exc!r}") from exc
@@ -107,6 +167,9 @@ class SliceConfig:
             raise ValueError(f"slice config {cfg.slice!r}: vni {cfg.vni} out of range")
         if not 576 <= cfg.mtu <= 65535:
             raise ValueError(f"slice config {cfg.slice!r}: mtu {cfg.mtu} out of range")
+        if not 0 < cfg.probe_port < 65536:
+            raise ValueError(f"slice config {cfg.slice!r}: probePort {cfg.probe_port} out "
+                             f"of range")
         return cfg
 
     @property

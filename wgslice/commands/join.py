@@ -70,6 +70,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="HOST:PORT",
         help="address peers dial to reach this member's gateways",
     )
+    j.add_argument(
+        "--gateway-replicas",
+        type=int,
+        choices=range(1, 5),
+        default=None,
+        metavar="N",
+        help="gateways per slice in this member, 1..4 (default 2: one per node labelled "
+             "wgslice.io/gateway=true, as many as there are)",
+    )
     j.set_defaults(func=run_join)
 
 
@@ -123,6 +132,7 @@ def run_join(args: argparse.Namespace) -> int:
         service_cidrs=args.service_cidr,
         reserved_cidrs=args.reserved_cidr,
         gateway_endpoint=args.gateway_endpoint,
+        gateway_replicas=args.gateway_replicas,
     )
     for line in join(req, hub, member, say=lambda m: print(f"note: {m}")):
         print(f"applied {line}")
