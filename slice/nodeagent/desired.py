@@ -244,7 +244,13 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
         links.add(Link(vx, "vxlan", cfg.mtu, vni=cfg.vni, port=cfg.vxlan_port,
                        local=me.node_ip))
         addrs.add(Addr(vx, f"{me.address}/32"))
-        sysctls.add(Sysctl(f"net/ipv4/conf/{vx}/rp_filter", "1"))
+        # Strict, except on a gateway node of a slice with several gateways: a reply from a
+        # remote member may come in over the VXLAN from another gateway while this node's
+        # own route to that member is its WireGuard interface, and strict filtering would
+        # drop it (docs/redundancy.md). VXLAN is accepted from the cluster's nodes only, and
+        # pods' veths stay strict, so a spoofed source still dies at the first node.
+        loose = len(cfg.gateways) > 1 and any(g.node == node for g in cfg.gateways)
+        sysctls.add(Sysctl(f"net/ipv4/conf/{vx}/rp_filter", "2" if loose else "1"))
         rules.add(Rule(t, vx))
         rules.add(Rule(t, "lo", cidr))
         filters.add(FilterRule(cfg.vxlan_port, ""))
