@@ -100,11 +100,19 @@ class HubApi:
         for ns, name in actions.delete:
             with attempt(f"deleting MemberSlice {ns}/{name}"):
                 self.kube.delete(r.MEMBERSLICES, name, ns)
+        versions = {m["metadata"]["name"]: m["metadata"].get("resourceVersion")
+                    for m in snap.members}
         for name, status in actions.member_status.items():
             with attempt(f"marking MemberCluster {name} not Ready"):
-                # only the Ready condition: the rest of the status is the member agent's
-                self.kube.apply_status(_named(r.MEMBERCLUSTERS, name, status=status),
-                                       r.MEMBERCLUSTERS)
+                # only the Ready condition: the rest of the status is the member agent's.
+                # Guarded by the resourceVersion read: a heartbeat that landed since the
+                # snapshot (every agent's first, right after a hub outage) makes this a
+                # Conflict, and the next round decides on it, instead of this verdict
+                # hiding it until the next heartbeat (tests/faults found a 10 s false alarm)
+                body = _named(r.MEMBERCLUSTERS, name, status=status)
+                if versions.get(name):
+                    body["metadata"]["resourceVersion"] = versions[name]
+                self.kube.apply_status(body, r.MEMBERCLUSTERS)
         for name, status in actions.pool_status.items():
             with attempt(f"writing status of OverlayPool {name}"):
                 self._apply_status(r.OVERLAYPOOLS, name, status)

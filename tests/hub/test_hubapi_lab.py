@@ -175,6 +175,37 @@ def test_pool_and_member_status(lab: tuple[Kube, HubApi]) -> None:
     assert by_type["Ready"] == stale and by_type["Connected"]["reason"] == "Up"
 
 
+def test_a_heartbeat_after_the_read_is_not_marked_stale(lab: tuple[Kube, HubApi]) -> None:
+    """The controller decides "heartbeat stale" on its snapshot; a heartbeat that lands
+    between that read and the write (every member's first after a hub API outage) must win:
+    the write is a Conflict, counted and decided again next round, not a Ready=False that
+    stays until the next heartbeat, 10 s later (tests/faults/test_lab_1_*, hub outage)."""
+    admin, hub = lab
+    admin.apply({"apiVersion": "wgslice.io/v1alpha1", "kind": "MemberCluster",
+                 "metadata": {"name": "south"}, "spec": {"podCIDRs": ["10.244.0.0/16"]}})
+    agent = Kube(admin.api, field_manager="wgslice-member-agent")
+
+    def heartbeat(at: str) -> None:
+        agent.apply_status({"apiVersion": "wgslice.io/v1alpha1", "kind": "MemberCluster",
+                            "metadata": {"name": "south"},
+                            "status": {"lastHeartbeat": at, "agentVersion": "1",
+                                       "conditions": [cond("Ready", "True", "AgentUp")]}},
+                           r.MEMBERCLUSTERS)
+
+    heartbeat(NOW)
+    before = hub.snapshot()
+    heartbeat("2026-12-01T10:01:05Z")
+    stale = cond("Ready", "False", "HeartbeatStale")
+    assert hub.execute(before, Actions(member_status={"south": {"conditions": [stale]}})) == 1
+    status = admin.get(r.MEMBERCLUSTERS, "south")["status"]
+    assert status["lastHeartbeat"] == "2026-12-01T10:01:05Z"
+    assert status["conditions"][0]["status"] == "True"
+    # on a current read the verdict is written as before
+    assert hub.execute(hub.snapshot(), Actions(member_status={"south": {"conditions": [stale]}})
+                       ) == 0
+    assert admin.get(r.MEMBERCLUSTERS, "south")["status"]["conditions"][0]["status"] == "False"
+
+
 def test_the_declared_access_is_all_the_chart_grants(lab: tuple[Kube, HubApi]) -> None:
     """The chart's RBAC refuses what the declaration leaves out (a Secret, a spec write)."""
     _, hub = lab
