@@ -103,8 +103,14 @@ def member_state(fl: FaultLab, member: str, name: str, namespaces: list[str]
     state["MemberSlice"] = {
         "finalizers": sorted((ms.get("metadata") or {}).get("finalizers") or []),
         "spec": ms.get("spec"),
-        "status": {k: v for k, v in st.items() if k not in ("tunnels", "conditions")} | {
+        "status": {k: v for k, v in st.items()
+                   if k not in ("tunnels", "conditions", "gateways")} | {
             "tunnels": sorted((t["peer"], t["state"]) for t in st.get("tunnels") or []),
+            # every gateway without its counters and times (docs/redundancy.md)
+            "gateways": [{k: v for k, v in g.items() if k != "tunnels"} | {
+                "tunnels": sorted((t["peer"], t.get("gateway"), t["state"], t.get("routed"))
+                                  for t in g.get("tunnels") or [])}
+                for g in st.get("gateways") or []],
             "conditions": sorted((c["type"], c["status"], c.get("reason"))
                                  for c in st.get("conditions") or [])}}
     state["gateway pods"] = sorted(p["status"].get("phase", "") for p in
