@@ -247,16 +247,25 @@ def decide(snap: MemberSnapshot, config_problem: ConfigCheck) -> MemberActions:
     return out
 
 
-def _teardown(snap: MemberSnapshot, name: str, keep_policies: set[str]) -> list[Ref]:
-    """Every unit (Deployment, ConfigMap) and key Secret (its identity) of the slice, its
-    isolation policies, and last, once no gateway pod is left, the node agents' config."""
-    out: list[Ref] = []
+def _gateway_refs(snap: MemberSnapshot, name: str) -> list[tuple[Ref, str | None, int | None]]:
+    """The slice's gateway objects present: (ref, its unit's name or None, the gateway
+    index of a key Secret or None)."""
+    out: list[tuple[Ref, str | None, int | None]] = []
     for ref in sorted(snap.present):
         kind, _, obj = ref
         unit = units.parse_unit_name(obj) if kind in ("Deployment", "ConfigMap") else None
         key = units.parse_key_secret_name(obj) if kind == "Secret" else None
-        if (unit is not None and unit[0] == name) or (key is not None and key[0] == name):
-            out.append(ref)
+        if unit is not None and unit[0] == name:
+            out.append((ref, obj, None))
+        elif key is not None and key[0] == name:
+            out.append((ref, None, key[1]))
+    return out
+
+
+def _teardown(snap: MemberSnapshot, name: str, keep_policies: set[str]) -> list[Ref]:
+    """Every unit (Deployment, ConfigMap) and key Secret (its identity) of the slice, its
+    isolation policies, and last, once no gateway pod is left, the node agents' config."""
+    out = [ref for ref, _, _ in _gateway_refs(snap, name)]
     previous = snap.slice_configs.get(name) or {}
     for ns in previous.get("namespaces") or []:
         if snap.policies.get(ns) == name and ns not in keep_policies:
@@ -273,17 +282,9 @@ def _stale_units(snap: MemberSnapshot, local: SliceLocal, spec: Obj) -> list[Ref
     for. A gateway index that is only unplaced (its node lost) keeps its key, so it comes
     back with the identity its peers know."""
     wanted = {u.name for u in units.units(local, spec)}
-    out: list[Ref] = []
-    for ref in sorted(snap.present):
-        kind, _, obj = ref
-        unit = units.parse_unit_name(obj) if kind in ("Deployment", "ConfigMap") else None
-        if unit is not None and unit[0] == local.slice and obj not in wanted:
-            out.append(ref)
-        key = units.parse_key_secret_name(obj) if kind == "Secret" else None
-        if key is not None and key[0] == local.slice and key[1] >= max(
-                local.replicas, 1 + max(p.index for p in local.places)):
-            out.append(ref)
-    return out
+    keep = max(local.replicas, 1 + max(p.index for p in local.places))
+    return [ref for ref, unit, key in _gateway_refs(snap, local.slice)
+            if (unit is not None and unit not in wanted) or (key is not None and key >= keep)]
 
 
 def _release_namespaces(snap: MemberSnapshot, plan: MemberPlan, policies: set[str],
