@@ -36,6 +36,16 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
+# Every lab cluster runs a dozen programs that each hold inotify instances (the Kubernetes
+# components' file watches, CoreDNS, wireguard-go's control socket); Debian's default of 128
+# per user is reached by three labs at once, and a wireguard-go that gets none exits at start
+# (seen in CI). Raised, never lowered, and kept across reboots.
+if [ "$(id -u)" = 0 ] && [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
+  say "raising fs.inotify.max_user_instances to 1024 (/etc/sysctl.d/60-wgslice-lab.conf)"
+  echo "fs.inotify.max_user_instances = 1024" > /etc/sysctl.d/60-wgslice-lab.conf
+  sysctl -q -w fs.inotify.max_user_instances=1024
+fi
+
 # The upstream programs the lab and the gateway stand on, built from their Go modules at the
 # versions in scripts/upstream.env, once per machine into /var/cache/wgslice/upstream:
 # kube-apiserver, kube-controller-manager, kube-scheduler and etcd (the lab's control plane;

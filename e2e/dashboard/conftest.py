@@ -17,6 +17,19 @@ PREFIX = "wgsdash-"
 PORT_BASE = 23443
 
 
+_LIVE: list[Lab] = []
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """`scope="package"` without an __init__.py lasts the whole session (pytest 8), so the
+    lab would run on beside every later module's lab; with three labs at once the machine
+    ran out of inotify instances and later labs' wireguard-go could not start (CI, 2026-12-05).
+    It goes down once the next test is outside this directory (its finalizer then finds
+    nothing left)."""
+    if _LIVE and (nextitem is None or Path(str(nextitem.path)).parent != Path(__file__).parent):
+        _LIVE.pop().down()
+
+
 @pytest.fixture(scope="package")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     from wgslice.lab import demo
@@ -34,6 +47,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         demo.install(handle.dirs, handle.plan, say)  # also starts the lab dashboard
         demo.apply_demo(handle.dirs, handle.plan, say, timeout=150)
         say(f"lab with the demo slice in {time.monotonic() - t0:.0f} s")
+        _LIVE.append(handle)
         yield handle
     finally:
         handle.down()

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fault_lab import MEMBERS, FaultLab, demo_healthy, wait_for
@@ -23,6 +24,21 @@ from wgslice.lab import Lab, demo
 
 PREFIX = os.environ.get("WGSLICE_FAULTS_PREFIX", "wgsflt-")
 PORT_BASE = int(os.environ.get("WGSLICE_FAULTS_PORT_BASE", "25443"))
+
+
+_LIVE: list[FaultLab] = []
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """`scope="package"` without an __init__.py lasts the whole session (pytest 8), so the
+    lab would run on beside every later module's lab; with three labs at once the machine
+    ran out of inotify instances and later labs' wireguard-go could not start (CI, 2026-12-05).
+    It goes down once the next test is outside this directory (its finalizer then finds
+    nothing left)."""
+    if _LIVE and (nextitem is None or Path(str(nextitem.path)).parent != Path(__file__).parent):
+        live = _LIVE.pop()
+        live.close()
+        live.lab.down()
 
 
 @pytest.fixture(scope="package")
@@ -37,6 +53,7 @@ def fl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultLab]:
         demo.install(lab.dirs, plan, lambda _m: None)
         demo.apply_demo(lab.dirs, plan, lambda _m: None, timeout=150)
         print(f"\nfault lab + demo slice in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        _LIVE.append(handle)
         yield handle
     finally:
         handle.close()
