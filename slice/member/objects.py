@@ -99,6 +99,8 @@ def unit_objects(local: SliceLocal, unit: units.Unit, config: Mapping[str, Any],
                                     f"{SYSTEM_NAMESPACE}/{unit.key_secret}",
                                     "--status-port",
                                     str(units.status_port(local.status_port, unit.rank)),
+                                    "--metrics-port",
+                                    str(units.metrics_port(local.status_port, unit.rank)),
                                 ],
                                 "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
                                 "volumeMounts": [

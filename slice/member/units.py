@@ -189,6 +189,14 @@ def status_port(local_status_port: int, rank: int) -> int:
     return local_status_port + PORT_STRIDE * rank
 
 
+#: Prometheus metrics sit above the four ranks' status ports.
+METRICS_OFFSET = 4 * PORT_STRIDE
+
+
+def metrics_port(local_status_port: int, rank: int) -> int:
+    return status_port(local_status_port, rank) + METRICS_OFFSET
+
+
 def merge_peer_states(statuses: Sequence[Obj | None]) -> dict[str, int]:
     """peer -> its state (gRPC enum, 4 = down) as this member sees it: down only when every
     unit that knows the peer says down, since any gateway that reaches it carries traffic."""
