@@ -7,19 +7,21 @@ component stands on, like Kilo's Backend interface, and knows none of them.
 """
 
 from wgslice.kube.access import Access, Rule
-from wgslice.kube.client import Kube
+from wgslice.kube.client import Kube, kubeconfig_contexts
 from wgslice.kube.errors import (
     Conflict,
     Forbidden,
     Gone,
     Invalid,
     KubeError,
+    NoCredentials,
     NotFound,
     UndeclaredAccess,
     Unreachable,
 )
 
 __all__ = [
-    "Access", "Conflict", "Forbidden", "Gone", "Invalid", "Kube", "KubeError", "NotFound",
-    "Rule", "UndeclaredAccess", "Unreachable",
+    "Access", "Conflict", "Forbidden", "Gone", "Invalid", "Kube", "KubeError", "NoCredentials",
+    "NotFound",
+    "Rule", "UndeclaredAccess", "Unreachable", "kubeconfig_contexts",
 ]

@@ -27,7 +27,13 @@ from collections.abc import Iterator, Mapping
 from typing import Any, TypeVar
 
 from wgslice.kube.access import Access
-from wgslice.kube.errors import KubeError, UndeclaredAccess, Unreachable, from_status
+from wgslice.kube.errors import (
+    KubeError,
+    NoCredentials,
+    UndeclaredAccess,
+    Unreachable,
+    from_status,
+)
 from wgslice.kube.resources import Resource
 
 log = logging.getLogger("wgslice.kube")
@@ -56,22 +62,31 @@ class Kube:
     @classmethod
     def connect(cls, *, field_manager: str, access: Access | None = None,
                 kubeconfig: str | None = None, context: str | None = None,
-                timeout: float = 30.0) -> Kube:
-        """In a pod: its ServiceAccount; elsewhere (or with kubeconfig/context given): the
-        kubeconfig (KUBECONFIG, ~/.kube/config), as kubectl would."""
-        from kubernetes import config
+                in_cluster: bool | None = None, timeout: float = 30.0) -> Kube:
+        """The component's credentials, as kubectl would find them.
 
-        if kubeconfig is None and context is None:
+        `in_cluster` None (the default): in a pod its ServiceAccount, elsewhere (or with
+        `kubeconfig`/`context` given) the kubeconfig (KUBECONFIG, ~/.kube/config); True: the
+        ServiceAccount only; False: the kubeconfig only. Raises `NoCredentials` naming where
+        it looked, so a CLI can tell the user which flag to pass.
+        """
+        from kubernetes import client, config
+
+        if in_cluster or (in_cluster is None and kubeconfig is None and context is None):
             try:
                 config.load_incluster_config()  # type: ignore[no-untyped-call]  # untyped library
-                from kubernetes import client
-
                 return cls(client.ApiClient(), field_manager=field_manager, access=access,
                            timeout=timeout)
-            except config.ConfigException:
-                pass
-        api = config.new_client_from_config(  # type: ignore[no-untyped-call]  # untyped library
-            config_file=kubeconfig, context=context)
+            except config.ConfigException as exc:
+                if in_cluster:
+                    raise NoCredentials("in-cluster credentials", str(exc)) from None
+        try:
+            api = config.new_client_from_config(  # type: ignore[no-untyped-call]  # untyped library
+                config_file=kubeconfig, context=context)
+        except Exception as exc:  # ConfigException, FileNotFoundError, a broken YAML...
+            where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
+            raise NoCredentials(f"kubeconfig {where} (context {context or 'current'})",
+                                str(exc)) from None
         return cls(api, field_manager=field_manager, access=access, timeout=timeout)
 
     # -- reading ---------------------------------------------------------------------------
@@ -284,6 +299,19 @@ class Kube:
             status_body = {"message": data.decode(errors="replace")[:500]}
         raise from_status(what, resp.status, str(status_body.get("message") or resp.reason),
                           str(status_body.get("reason") or ""))
+
+
+def kubeconfig_contexts(kubeconfig: str | None = None) -> tuple[list[str], str | None]:
+    """The context names of a kubeconfig and its current one; ([], None) if it cannot be
+    read (the caller offers what it has, e.g. the dashboard's context picker)."""
+    from kubernetes import config
+
+    try:
+        all_, current = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]  # untyped library
+            config_file=kubeconfig)
+    except Exception:
+        return [], None
+    return [str(c["name"]) for c in all_], (current or {}).get("name")
 
 
 def _selectors(label: str | None, field: str | None) -> list[tuple[str, str]]:

@@ -66,6 +66,11 @@ class Unreachable(KubeError):
     timeout, 5xx): an outage, not a verdict about the request."""
 
 
+class NoCredentials(KubeError):
+    """No usable credentials: no ServiceAccount token in a pod, or a kubeconfig that is
+    missing, unreadable or lacks the context asked for. `what` says where it looked."""
+
+
 class UndeclaredAccess(Exception):
     """A component called the API beyond the access it declares (`wgslice.kube.access`).
 

@@ -63,12 +63,9 @@ def run(args: argparse.Namespace) -> int:
     token, generated = resolve_token(args)
     # Read-only, declared: a call beyond DASHBOARD fails before it is sent, in the chart's
     # pod (its ServiceAccount) and on a laptop (the user's credentials) alike.
-    if args.in_cluster:
-        from kubernetes import client, config
-
-        config.load_incluster_config()
-        hub = Kube(client.ApiClient(), field_manager=FIELD_MANAGER, access=DASHBOARD,
-                   timeout=TIMEOUT)
+    if args.in_cluster:  # the chart's pod: its ServiceAccount, nothing else
+        hub = Kube.connect(field_manager=FIELD_MANAGER, access=DASHBOARD, in_cluster=True,
+                           timeout=TIMEOUT)
     else:
         hub = api_client(args.kubeconfig, args.context, access=DASHBOARD,
                          field_manager=FIELD_MANAGER)

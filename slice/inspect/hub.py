@@ -7,7 +7,7 @@ the dashboard); never a Secret. The CLI reads with the user's own credentials.
 from __future__ import annotations
 
 from wgslice.errors import UserError
-from wgslice.kube import Access, Kube, KubeError
+from wgslice.kube import Access, Kube, KubeError, NoCredentials, kubeconfig_contexts
 from wgslice.kube import bodies as b
 from wgslice.kube import resources as r
 from wgslice.slice.dashboard.hubview import Snapshot
@@ -21,27 +21,16 @@ def api_client(kubeconfig: str | None = None, context: str | None = None, *,
                access: Access | None = None, field_manager: str = FIELD_MANAGER) -> Kube:
     """A `Kube` for the hub context (default: the kubeconfig's current context), with the
     user's credentials; `access` narrows it (the dashboard's declared reads)."""
-    from kubernetes import config
-
     try:
-        api = config.new_client_from_config(
-            config_file=kubeconfig, context=context)
-    except Exception as exc:  # ConfigException, FileNotFoundError, ...
-        where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
-        raise UserError(f"cannot use kubeconfig {where} (context {context or 'current'}): "
-                        f"{exc}; pass --kubeconfig/--context") from None
-    return Kube(api, field_manager=field_manager, access=access, timeout=TIMEOUT)
+        return Kube.connect(field_manager=field_manager, access=access, kubeconfig=kubeconfig,
+                            context=context, in_cluster=False, timeout=TIMEOUT)
+    except NoCredentials as exc:
+        raise UserError(f"cannot use {exc}; pass --kubeconfig/--context") from None
 
 
 def contexts(kubeconfig: str | None = None) -> tuple[list[str], str | None]:
-    from kubernetes import config
-
-    try:
-        all_, current = config.list_kube_config_contexts(
-            config_file=kubeconfig)
-    except Exception:
-        return [], None
-    return [str(c["name"]) for c in all_], (current or {}).get("name")
+    """The kubeconfig's context names and its current one (the dashboard's picker)."""
+    return kubeconfig_contexts(kubeconfig)
 
 
 def read_snapshot(kube: Kube, events: bool = True) -> Snapshot:
