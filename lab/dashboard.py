@@ -103,8 +103,8 @@ def _lab_main(argv: list[str]) -> int:
     cfg.ssl_ca_cert = str(ca_file(dirs, "hub"))
     cfg.api_key = {"authorization": f"Bearer {dirs.token_file('hub').read_text().strip()}"}
     from wgslice.kube import Kube
-    from wgslice.slice.access import DASHBOARD
     from wgslice.slice.dashboard.run import FIELD_MANAGER
+    from wgslice.slice.rbac import DASHBOARD
 
     hub_kube = Kube(client.ApiClient(cfg), field_manager=FIELD_MANAGER, access=DASHBOARD,
                     timeout=10.0)

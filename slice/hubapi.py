@@ -2,7 +2,7 @@
 
 Synchronous (the controller calls it from a worker thread), through `wgslice.kube.Kube`
 under the field manager ``wgslice-hub-controller`` and the declared access
-`wgslice.slice.access.HUB_CONTROLLER`:
+`wgslice.slice.rbac.HUB_CONTROLLER`:
 
 - MemberSlices and the statuses of Slices and OverlayPools are written by server-side apply
   of the whole desired object (status: the whole desired status), so what the hub stops
@@ -44,7 +44,7 @@ class HubApi:
     @classmethod
     def connect(cls) -> HubApi:
         """In the hub chart's pod: its ServiceAccount; elsewhere: KUBECONFIG."""
-        from wgslice.slice.access import HUB_CONTROLLER
+        from wgslice.slice.rbac import HUB_CONTROLLER
 
         return cls(Kube.connect(field_manager=FIELD_MANAGER, access=HUB_CONTROLLER))
 

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from wgslice import ipam
 from wgslice.slice import mcs
-from wgslice.slice.hubplan import plan
-from wgslice.slice.parse import parse_inventory, parse_slice
+from wgslice.slice.hubplan import Plan, plan
+from wgslice.slice.parse import parse_inventory
+from wgslice.slice.parse_slice import parse_slice
 from wgslice.slice.poolstatus import pool_status
 from wgslice.slice.specs import API_VERSION, OverlayPool, Problem
 from wgslice.slice.status import (
@@ -94,24 +95,12 @@ def _key(ms: Obj) -> tuple[str, str]:
     )
 
 
-def reconcile(
-    snap: Snapshot,
-    now: str,
-    default_pools: Sequence[OverlayPool] = (),
-    system_namespaces: Sequence[str] = (),
-) -> Actions:
-    """`system_namespaces`: namespaces that may never join a slice besides kube-* and
-    wgslice-* (the namespaces wgslice runs in; `wgslice controller --system-namespace`)."""
-    actions = Actions()
-    existing = {_key(ms): ms for ms in snap.member_slices}
-    reports = {k: Report.from_status(ms.get("status")) for k, ms in existing.items()}
-
-    live = [s for s in snap.slices if not _deleting(s)]
-    # A member that vanished (its MemberCluster deleted) while slices still list it and hold
-    # its subnet: keep planning with it, so the other members keep their routes and the
-    # slice reports the tunnels to it down with the reason, instead of refusing the slice.
-    known = {_name(m) for m in snap.members}
-    vanished = frozenset(
+def _vanished(live: Sequence[Obj], members: Sequence[Obj]) -> frozenset[str]:
+    """Members whose MemberCluster was deleted while a live slice still lists them and holds
+    their subnet. Planning goes on with them, so the other members keep their routes and
+    the slice reports the tunnels to them down with the reason, instead of refusing it."""
+    known = {_name(m) for m in members}
+    return frozenset(
         m["name"]
         for s in live
         for m in (s.get("status") or {}).get("members") or []
@@ -119,27 +108,22 @@ def reconcile(
         and m.get("name") not in known
         and m.get("name") in ((s.get("spec") or {}).get("members") or [])
     )
-    ghosts = [
-        {"apiVersion": API_VERSION, "kind": "MemberCluster", "metadata": {"name": v}, "spec": {}}
-        for v in sorted(vanished)
-    ]
-    inventory, problems, _ = parse_inventory(
-        [(d, "") for d in (*snap.members, *ghosts, *snap.pools, *live)],
-        system_namespaces=system_namespaces,
-    )
-    # Allocations of slices that are deleting or no longer parse stay taken.
-    parsed = {s.name for s in inventory.slices}
-    held = []
+
+
+def _held(snap: Snapshot, parsed: set[str]) -> list[ipam.Avoid]:
+    """Ranges IPAM must not hand out although no planned slice owns them.
+
+    The allocations of slices that are deleting or no longer parse stay taken; so do the
+    ranges of MemberSlices whose Slice is gone or not planned (a Slice deleted before the
+    controller saw it, MemberSlices a member still tears down): until the last of them is
+    deleted, its range is still routed somewhere."""
+    held: list[ipam.Avoid] = []
     for s in snap.slices:
-        if _name(s) not in parsed:
-            cidr = (s.get("status") or {}).get("cidr")
-            if cidr:
-                with contextlib.suppress(ipam.CidrError):  # unparsable: nothing to hold
-                    net = ipam.parse_cidr(cidr, field="status.cidr")
-                    held.append(ipam.Avoid(owner=f"Slice {_name(s)} (allocated)", cidr=net))
-    # ... and so do the ranges of MemberSlices whose Slice is gone or not planned (a Slice
-    # deleted before the controller saw it, MemberSlices a member still tears down): until
-    # the last of them is deleted, its range is still routed somewhere.
+        cidr = (s.get("status") or {}).get("cidr")
+        if _name(s) not in parsed and cidr:
+            with contextlib.suppress(ipam.CidrError):  # unparsable: nothing to hold
+                net = ipam.parse_cidr(cidr, field="status.cidr")
+                held.append(ipam.Avoid(owner=f"Slice {_name(s)} (allocated)", cidr=net))
     held_nets = {a.cidr for a in held}
     for ms in snap.member_slices:
         spec = ms.get("spec") or {}
@@ -154,17 +138,60 @@ def reconcile(
                 held.append(ipam.Avoid(
                     owner=f"MemberSlice {meta.get('namespace')}/{meta.get('name')} "
                           "(still being torn down)", cidr=net))
+    return held
+
+
+def _per_slice(problems: Iterable[Problem]) -> dict[str, list[Problem]]:
+    out: dict[str, list[Problem]] = {}
+    for p in problems:
+        out.setdefault(p.obj.removeprefix("Slice "), []).append(p)
+    return out
+
+
+def _kept_allocation(s: Obj, result: Plan
+                     ) -> tuple[str, str | None, dict[str, str]] | None:
+    """What an unplanned slice still holds, for its status: this round's allocation if
+    IPAM made one, else the last status's (sticky); None if it never had one."""
+    name = _name(s)
+    if name in result.allocations:
+        a = result.allocations[name]
+        return str(a.cidr), a.pool, {m: str(n) for m, n in a.subnets}
+    old = s.get("status") or {}
+    if not old.get("cidr"):
+        return None
+    return old["cidr"], old.get("pool"), {
+        m["name"]: m["subnet"] for m in old.get("members") or []
+        if m.get("name") and m.get("subnet")}
+
+
+def reconcile(
+    snap: Snapshot,
+    now: str,
+    default_pools: Sequence[OverlayPool] = (),
+    system_namespaces: Sequence[str] = (),
+) -> Actions:
+    """`system_namespaces`: namespaces that may never join a slice besides kube-* and
+    wgslice-* (the namespaces wgslice runs in; `wgslice controller --system-namespace`)."""
+    actions = Actions()
+    existing = {_key(ms): ms for ms in snap.member_slices}
+    reports = {k: Report.from_status(ms.get("status")) for k, ms in existing.items()}
+
+    live = [s for s in snap.slices if not _deleting(s)]
+    vanished = _vanished(live, snap.members)
+    ghosts = [
+        {"apiVersion": API_VERSION, "kind": "MemberCluster", "metadata": {"name": v}, "spec": {}}
+        for v in sorted(vanished)
+    ]
+    inventory, problems, _ = parse_inventory(
+        [(d, "") for d in (*snap.members, *ghosts, *snap.pools, *live)],
+        system_namespaces=system_namespaces,
+    )
+    held = _held(snap, {s.name for s in inventory.slices})
     result = plan(inventory, default_pools=default_pools, held=held)
-    by_slice: dict[str, list[Problem]] = {}
-    for p in (*problems, *result.problems):
-        by_slice.setdefault(p.obj.removeprefix("Slice "), []).append(p)
-    warned: dict[str, list[Problem]] = {}
-    for p in result.warnings:
-        warned.setdefault(p.obj.removeprefix("Slice "), []).append(p)
+    by_slice = _per_slice((*problems, *result.problems))
+    warned = _per_slice(result.warnings)
+    conflicts = _per_slice(result.conflicts)
     _pool_statuses(snap, inventory, problems, result.allocations, now, actions)
-    conflicts: dict[str, list[Problem]] = {}
-    for c in result.conflicts:
-        conflicts.setdefault(c.obj.removeprefix("Slice "), []).append(c)
     planned = {sp.name: sp for sp in result.slices}
     members = {m.name: m for m in inventory.members}
     desired: set[tuple[str, str]] = set()
@@ -190,31 +217,15 @@ def reconcile(
                     actions.apply.append(obj)
         else:  # invalid or unplannable: keep the last good MemberSlices running
             desired.update(k for k in existing if k[0] == name)
-        allocation = None
-        if sp is None and name in result.allocations:
-            a = result.allocations[name]
-            allocation = (str(a.cidr), a.pool, {m: str(n) for m, n in a.subnets})
-        elif sp is None and (s.get("status") or {}).get("cidr"):
-            old = s["status"]
-            allocation = (
-                old["cidr"],
-                old.get("pool"),
-                {
-                    m["name"]: m["subnet"]
-                    for m in old.get("members") or []
-                    if m.get("name") and m.get("subnet")
-                },
-            )
-        slice_reports = {m: r for (sl, m), r in reports.items() if sl == name}
         status = slice_status(
             generation=int(s.get("metadata", {}).get("generation") or 0),
             plan=sp,
             problems=by_slice.get(name, []),
             conflicts=conflicts.get(name, []),
-            reports=slice_reports,
+            reports={m: r for (sl, m), r in reports.items() if sl == name},
             old=s.get("status"),
             now=now,
-            allocation=allocation,
+            allocation=None if sp is not None else _kept_allocation(s, result),
             vanished=vanished,
             warnings=warned.get(name, []),
         )

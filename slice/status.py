@@ -170,6 +170,106 @@ def condition(
     }
 
 
+@dataclass
+class _Tally:
+    """The tunnels of a planned slice, counted by state, as the Slice status reports them."""
+
+    counts: dict[str, int]
+    up_per_member: dict[str, int]
+    #: The first unhealthy tunnel's explanation, quoted by the Ready and Degraded conditions.
+    worst_reason: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def bad(self) -> int:
+        return self.counts["degraded"] + self.counts["down"]
+
+
+def _tally(plan: SlicePlan | None, reports: Mapping[str, Report],
+           vanished: frozenset[str]) -> _Tally:
+    tally = _Tally(dict.fromkeys(TUNNEL_STATES, 0), {}, "")
+    if plan is None:
+        return tally
+    for a, b in plan.graph.tunnels():
+        gone = [m for m in (a, b) if m in vanished]
+        if gone:
+            state = "down"
+            reason = (
+                f"MemberCluster {gone[0]} no longer exists: join it again or remove "
+                "it from spec.members"
+            )
+        else:
+            state, reason = tunnel_state(a, b, reports)
+        tally.counts[state] += 1
+        if state == "connected":
+            tally.up_per_member[a] = tally.up_per_member.get(a, 0) + 1
+            tally.up_per_member[b] = tally.up_per_member.get(b, 0) + 1
+        elif reason and not tally.worst_reason:
+            tally.worst_reason = f"{a}<->{b} {state}: {reason}"
+    return tally
+
+
+def _and_more(first: Problem, all_: Sequence[Problem]) -> str:
+    return f"{first.field}: {first.message}" + (
+        f" (and {len(all_) - 1} more)" if len(all_) > 1 else "")
+
+
+def _allocated(plan: SlicePlan | None, problems: Sequence[Problem],
+               warnings: Sequence[Problem], cidr: str | None,
+               subnets: Mapping[str, str]) -> tuple[bool, str, str]:
+    """(ok, reason, message) of the Allocated condition."""
+    if problems:
+        return plan is not None, "InvalidSpec", _and_more(problems[0], problems)
+    if warnings:  # an edit that cannot be carried out: the slice runs on, unchanged
+        return True, "SpecChangeIgnored", f"{cidr} kept; {_and_more(warnings[0], warnings)}"
+    return True, "Allocated", f"{cidr} with {len(subnets)} member subnet(s)"
+
+
+def _ready(plan: SlicePlan | None, problems: Sequence[Problem], allocated_message: str,
+           subnets: Mapping[str, str], reports: Mapping[str, Report],
+           tally: _Tally) -> tuple[bool, str, str]:
+    """(ok, reason, message) of the Ready condition: planned, every member's gateway up,
+    every tunnel connected; otherwise the first thing that is missing."""
+    if plan is None or problems:
+        return False, "NotPlanned", allocated_message
+    waiting = sorted(m for m in subnets if not (reports.get(m) and reports[m].ready))
+    if waiting:
+        failed = [m for m in waiting if reports.get(m) and reports[m].reason in GATEWAY_FAILED]
+        if failed:
+            return False, "GatewayFailed", "; ".join(
+                f"the gateway of {m} cannot start ({reports[m].reason}): {reports[m].message}"
+                for m in failed
+            )
+        said = [
+            f"{m} ({reports[m].reason}: {reports[m].message})"
+            if reports.get(m) and reports[m].message
+            else m
+            for m in waiting
+        ]
+        return False, "GatewaysPending", f"waiting for the gateway of {', '.join(said)}"
+    up, total = tally.counts["connected"], tally.total
+    if up != total:
+        return False, "TunnelsPending", f"{up}/{total} tunnels up" + (
+            f"; {tally.worst_reason}" if tally.worst_reason else "")
+    return True, "TunnelsUp", f"all {total} tunnel(s) connected"
+
+
+def _degraded(conflicts: Sequence[Problem], vanished: frozenset[str],
+              subnets: Mapping[str, str], tally: _Tally) -> tuple[bool, str, str]:
+    """(status, reason, message) of the Degraded condition (True is the bad news)."""
+    if conflicts:
+        return True, "AllocationConflict", conflicts[0].message
+    if vanished & set(subnets):
+        return True, "MemberVanished", f"{tally.bad} tunnel(s) down; {tally.worst_reason}"
+    if tally.bad:
+        return True, "TunnelsUnhealthy", (
+            f"{tally.bad} tunnel(s) degraded or down; {tally.worst_reason}")
+    return False, "Healthy", "no tunnel degraded or down"
+
+
 def slice_status(
     generation: int,
     plan: SlicePlan | None,
@@ -194,129 +294,36 @@ def slice_status(
     status: dict[str, Any] = {"observedGeneration": generation}
     if plan is not None:
         allocation = (str(plan.cidr), plan.pool, {m: str(s) for m, s in plan.subnets.items()})
+    subnets: Mapping[str, str] = {}
     if allocation is not None:
         status["cidr"], pool, subnets = allocation
         if pool:
             status["pool"] = pool
-    else:
-        subnets = {}
 
-    counts = dict.fromkeys(TUNNEL_STATES, 0)
-    up_per_member: dict[str, int] = {}
-    worst_reason = ""
-    if plan is not None:
-        for a, b in plan.graph.tunnels():
-            gone = [m for m in (a, b) if m in vanished]
-            if gone:
-                state = "down"
-                reason = (
-                    f"MemberCluster {gone[0]} no longer exists: join it again or remove "
-                    "it from spec.members"
-                )
-            else:
-                state, reason = tunnel_state(a, b, reports)
-            counts[state] += 1
-            if state == "connected":
-                up_per_member[a] = up_per_member.get(a, 0) + 1
-                up_per_member[b] = up_per_member.get(b, 0) + 1
-            elif reason and not worst_reason:
-                worst_reason = f"{a}<->{b} {state}: {reason}"
-    total = sum(counts.values())
+    tally = _tally(plan, reports, vanished)
     status["members"] = [
         {
             "name": m,
             "subnet": subnets[m],
             "ready": bool(reports.get(m) and reports[m].ready),
-            "tunnelsUp": up_per_member.get(m, 0),
+            "tunnelsUp": tally.up_per_member.get(m, 0),
         }
         for m in sorted(subnets)
     ]
     status["tunnels"] = {
-        "total": total,
-        "up": counts["connected"],
-        "degraded": counts["degraded"],
-        "down": counts["down"],
+        "total": tally.total,
+        "up": tally.counts["connected"],
+        "degraded": tally.counts["degraded"],
+        "down": tally.counts["down"],
     }
-    status["summary"] = f"{counts['connected']}/{total}"
+    status["summary"] = f"{tally.counts['connected']}/{tally.total}"
 
-    def cond(t: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
-        return condition(t, ok, reason, message, generation, old_conditions, now)
+    def cond(t: str, verdict: tuple[bool, str, str]) -> dict[str, Any]:
+        return condition(t, *verdict, generation, old_conditions, now)
 
-    if problems:
-        first = problems[0]
-        allocated = cond(
-            "Allocated",
-            plan is not None,
-            "InvalidSpec",
-            f"{first.field}: {first.message}"
-            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-        )
-    elif warnings:  # an edit that cannot be carried out: the slice runs on, unchanged
-        first = warnings[0]
-        allocated = cond(
-            "Allocated",
-            True,
-            "SpecChangeIgnored",
-            f"{status.get('cidr')} kept; {first.field}: {first.message}"
-            + (f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""),
-        )
-    else:
-        allocated = cond(
-            "Allocated",
-            True,
-            "Allocated",
-            f"{status.get('cidr')} with {len(subnets)} member subnet(s)",
-        )
-    members_ready = all(reports.get(m) and reports[m].ready for m in subnets)
-    ready_ok = plan is not None and not problems and members_ready and counts["connected"] == total
-    if plan is None or problems:
-        ready = cond("Ready", False, "NotPlanned", allocated["message"])
-    elif not members_ready:
-        waiting = sorted(m for m in subnets if not (reports.get(m) and reports[m].ready))
-        failed = [m for m in waiting if reports.get(m) and reports[m].reason in GATEWAY_FAILED]
-        if failed:
-            ready = cond(
-                "Ready",
-                False,
-                "GatewayFailed",
-                "; ".join(
-                    f"the gateway of {m} cannot start ({reports[m].reason}): {reports[m].message}"
-                    for m in failed
-                ),
-            )
-        else:
-            said = [
-                f"{m} ({reports[m].reason}: {reports[m].message})"
-                if reports.get(m) and reports[m].message
-                else m
-                for m in waiting
-            ]
-            ready = cond(
-                "Ready", False, "GatewaysPending", f"waiting for the gateway of {', '.join(said)}"
-            )
-    elif not ready_ok:
-        ready = cond(
-            "Ready",
-            False,
-            "TunnelsPending",
-            f"{counts['connected']}/{total} tunnels up"
-            + (f"; {worst_reason}" if worst_reason else ""),
-        )
-    else:
-        ready = cond("Ready", True, "TunnelsUp", f"all {total} tunnel(s) connected")
-    bad = counts["degraded"] + counts["down"]
-    if conflicts:
-        degraded = cond("Degraded", True, "AllocationConflict", conflicts[0].message)
-    elif vanished & set(subnets):
-        degraded = cond("Degraded", True, "MemberVanished", f"{bad} tunnel(s) down; {worst_reason}")
-    elif bad:
-        degraded = cond(
-            "Degraded",
-            True,
-            "TunnelsUnhealthy",
-            f"{bad} tunnel(s) degraded or down; {worst_reason}",
-        )
-    else:
-        degraded = cond("Degraded", False, "Healthy", "no tunnel degraded or down")
+    allocated = cond("Allocated", _allocated(plan, problems, warnings, status.get("cidr"),
+                                             subnets))
+    ready = cond("Ready", _ready(plan, problems, allocated["message"], subnets, reports, tally))
+    degraded = cond("Degraded", _degraded(conflicts, vanished, subnets, tally))
     status["conditions"] = [allocated, ready, degraded]
     return status

@@ -55,9 +55,9 @@ def serve_source(source: Any, token: str | None, insecure: bool, host: str, port
 
 def run(args: argparse.Namespace) -> int:
     from wgslice.kube import Kube
-    from wgslice.slice.access import DASHBOARD
     from wgslice.slice.dashboard.source import Poller
     from wgslice.slice.inspect.hub import TIMEOUT, api_client, read_snapshot
+    from wgslice.slice.rbac import DASHBOARD
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     token, generated = resolve_token(args)

@@ -1,6 +1,6 @@
 """Reading the hub: one `Snapshot` per call, through `wgslice.kube.Kube`.
 
-Only wgslice objects and Events are read (list: `slice.access.DASHBOARD` declares it for
+Only wgslice objects and Events are read (list: `slice.rbac.DASHBOARD` declares it for
 the dashboard); never a Secret. The CLI reads with the user's own credentials.
 """
 

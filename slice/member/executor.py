@@ -29,7 +29,6 @@ import yaml
 
 from wgslice.kube import Conflict, Kube, KubeError, NotFound
 from wgslice.kube import resources as r
-from wgslice.slice.access import MEMBER_AGENT, MEMBER_AGENT_HUB
 from wgslice.slice.member import units
 from wgslice.slice.member.choices import (
     ADDRESS_ANNOTATION,
@@ -51,6 +50,7 @@ from wgslice.slice.member.decide import (
 )
 from wgslice.slice.member.gwstatus import fetch_status
 from wgslice.slice.member.services import NOT_IMPORTED_SELECTOR, ServiceSync
+from wgslice.slice.rbac import MEMBER_AGENT, MEMBER_AGENT_HUB
 from wgslice.slice.status import member_namespace
 
 log = logging.getLogger("wgslice.member")

@@ -29,6 +29,7 @@ from wgslice.slice.nodeagent.state import (
     FilterRule,
     GatewayInfo,
     Link,
+    NodeInfo,
     NodeState,
     PodNet,
     ProbeTarget,
@@ -177,32 +178,34 @@ def _gateway_routes(node: str, cfg: SliceConfig, healthy: Collection[int] | None
     return routes
 
 
-def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[AttachedPod], *,
-              wg_ifname: Callable[[SliceConfig], str] | None = None,
-              healthy: Healthy | None = None) -> NodePlan:
-    """Everything the node agent should own on `node`. `pods` are all annotated pods of the
-    cluster (pods on other nodes become /32 routes over the VXLAN); `wg_ifname` names the
-    gateway's WireGuard interface (default: the gateway's own naming); `healthy` is, per
-    slice, the gateways this node's probes find healthy (a slice left out: all)."""
-    healthy = healthy or {}
-    wg_name = wg_ifname or (lambda c: c.wg_ifname)
-    problems: list[str] = []
-    links: set[Link] = set()
-    addrs: set[Addr] = set()
-    fdb: set[Fdb] = set()
-    routes: set[Route] = set()
-    rules: set[Rule] = set()
-    sysctls: set[Sysctl] = set()
-    podnets: set[PodNet] = set()
-    filters: set[FilterRule] = set()
-    attached: dict[str, tuple[str, ...]] = {}
-    netns_taken: dict[str, str] = {}  # one slice0 per network namespace
-    usable = _usable(configs, problems)
+@dataclass
+class _Owned:
+    """What plan_node collects, slice by slice, before freezing it into a NodeState."""
+
+    links: set[Link] = field(default_factory=set)
+    addrs: set[Addr] = field(default_factory=set)
+    fdb: set[Fdb] = field(default_factory=set)
+    routes: set[Route] = field(default_factory=set)
+    rules: set[Rule] = field(default_factory=set)
+    sysctls: set[Sysctl] = field(default_factory=set)
+    podnets: set[PodNet] = field(default_factory=set)
+    filters: set[FilterRule] = field(default_factory=set)
+
+    def state(self) -> NodeState:
+        return NodeState(frozenset(self.links), frozenset(self.addrs), frozenset(self.fdb),
+                         frozenset(self.routes), frozenset(self.rules),
+                         frozenset(self.sysctls), frozenset(self.podnets),
+                         frozenset(self.filters))
+
+
+def _slice_pods(usable: Sequence[SliceConfig], pods: Iterable[AttachedPod],
+                problems: list[str]) -> dict[str, list[AttachedPod]]:
+    """The annotated pods of each slice (any node), each with a usable, unique address of
+    its slice's subnet; every pod left out is a problem naming why."""
     by_ns: dict[str, SliceConfig] = {}
     for c in usable:
         for ns in c.namespaces:
             by_ns.setdefault(ns, c)
-
     slice_pods: dict[str, list[AttachedPod]] = {c.slice: [] for c in usable}
     taken: dict[tuple[str, str], str] = {}
     for pod in sorted(pods, key=lambda p: (p.namespace, p.name, p.uid)):
@@ -228,76 +231,107 @@ def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[Attached
             continue
         taken[(cfg.slice, str(ip))] = who
         slice_pods[cfg.slice].append(pod)
+    return slice_pods
 
+
+def _plan_fabric(out: _Owned, node: str, cfg: SliceConfig, me: NodeInfo, wg_ifname: str,
+                 healthy: Collection[int] | None, problems: list[str]) -> str:
+    """The slice's VXLAN between this member's nodes, its table and rules, and the routes
+    to the gateways; returns the VXLAN's name."""
+    t = cfg.table
+    vx = vxlan_name(cfg.vni)
+    # Global knobs only once a slice lives here; never reverted (others may rely on
+    # forwarding; all.rp_filter must be <= 1 for the per-device value to be strict).
+    out.sysctls.update({Sysctl("net/ipv4/ip_forward", "1"),
+                        Sysctl("net/ipv4/conf/all/rp_filter", "0")})
+    cidr = str(cfg.cidr)
+    out.links.add(Link(vx, "vxlan", cfg.mtu, vni=cfg.vni, port=cfg.vxlan_port,
+                       local=me.node_ip))
+    out.addrs.add(Addr(vx, f"{me.address}/32"))
+    # Strict, except on a gateway node of a slice with several gateways: a reply from a
+    # remote member may come in over the VXLAN from another gateway while this node's
+    # own route to that member is its WireGuard interface, and strict filtering would
+    # drop it (docs/redundancy.md). VXLAN is accepted from the cluster's nodes only, and
+    # pods' veths stay strict, so a spoofed source still dies at the first node.
+    loose = len(cfg.gateways) > 1 and any(g.node == node for g in cfg.gateways)
+    out.sysctls.add(Sysctl(f"net/ipv4/conf/{vx}/rp_filter", "2" if loose else "1"))
+    out.rules.add(Rule(t, vx))
+    out.rules.add(Rule(t, "lo", cidr))
+    out.filters.add(FilterRule(cfg.vxlan_port, ""))
+    out.routes.add(Route(t, "0.0.0.0/0", "unreachable", metric=UNREACHABLE_METRIC))
+    out.routes.add(Route(MAIN_TABLE, cidr, "unreachable", metric=UNREACHABLE_METRIC))
+    for other, info in sorted(cfg.nodes.items()):
+        if other == node:
+            continue
+        if info.node_ip != me.node_ip:
+            out.fdb.add(Fdb(vx, info.node_ip))
+            out.filters.add(FilterRule(cfg.vxlan_port, info.node_ip))
+        out.routes.add(Route(t, f"{info.address}/32", dev=vx))
+    if any(g.node == node for g in cfg.gateways):
+        out.rules.add(Rule(t, wg_ifname))  # the gateway adds it too; harmless twice
+    out.routes |= _gateway_routes(node, cfg, healthy, vx, problems)
+    return vx
+
+
+def _plan_pods(out: _Owned, node: str, cfg: SliceConfig, me: NodeInfo, vx: str,
+               pods: Sequence[AttachedPod], netns_taken: dict[str, str],
+               problems: list[str]) -> tuple[str, ...]:
+    """A veth into each of the slice's pods on this node, a /32 route over the VXLAN to
+    each elsewhere; returns the pods attached here."""
+    t, cidr = cfg.table, str(cfg.cidr)
+    names = []
+    for pod in pods:
+        if pod.node == node and pod.netns and pod.netns in netns_taken:
+            problems.append(f"pod {pod.namespace}/{pod.name}: shares its network "
+                            f"namespace with {netns_taken[pod.netns]}; left out")
+            continue
+        dst = f"{pod.slice_address}/32"
+        if pod.node != node:
+            where = cfg.nodes.get(pod.node)
+            if where is None:
+                problems.append(f"pod {pod.namespace}/{pod.name}: node {pod.node} not "
+                                f"in slice {cfg.slice}")
+            elif where.address != me.address:
+                out.routes.add(Route(t, dst, dev=vx, via=where.address))
+            continue
+        if not pod.netns:
+            problems.append(f"pod {pod.namespace}/{pod.name}: network namespace not "
+                            f"known yet")
+            continue
+        host = veth_name(cfg.slice, pod.key)
+        out.links.add(Link(host, "veth", cfg.mtu))
+        out.addrs.add(Addr(host, f"{me.address}/32"))  # ARP source towards the pod
+        out.sysctls.add(Sysctl(f"net/ipv4/conf/{host}/rp_filter", "1"))
+        out.rules.add(Rule(t, host))
+        out.routes.add(Route(t, dst, dev=host))
+        out.podnets.add(PodNet(netns=pod.netns, peer=host, address=(dst,),
+                               routes=((cidr, me.address),), mtu=cfg.mtu))
+        names.append(f"{pod.namespace}/{pod.name}")
+        netns_taken[pod.netns] = f"{pod.namespace}/{pod.name}"
+    return tuple(names)
+
+
+def plan_node(node: str, configs: Iterable[SliceConfig], pods: Iterable[AttachedPod], *,
+              wg_ifname: Callable[[SliceConfig], str] | None = None,
+              healthy: Healthy | None = None) -> NodePlan:
+    """Everything the node agent should own on `node`. `pods` are all annotated pods of the
+    cluster (pods on other nodes become /32 routes over the VXLAN); `wg_ifname` names the
+    gateway's WireGuard interface (default: the gateway's own naming); `healthy` is, per
+    slice, the gateways this node's probes find healthy (a slice left out: all)."""
+    healthy = healthy or {}
+    wg_name = wg_ifname or (lambda c: c.wg_ifname)
+    problems: list[str] = []
+    out = _Owned()
+    attached: dict[str, tuple[str, ...]] = {}
+    netns_taken: dict[str, str] = {}  # one slice0 per network namespace
+    usable = _usable(configs, problems)
+    slice_pods = _slice_pods(usable, pods, problems)
     for cfg in usable:
         me = cfg.nodes.get(node)
         if me is None:
             problems.append(f"slice {cfg.slice}: node {node} not in the slice config yet")
             continue
-        t = cfg.table
-        vx = vxlan_name(cfg.vni)
-        # Global knobs only once a slice lives here; never reverted (others may rely on
-        # forwarding; all.rp_filter must be <= 1 for the per-device value to be strict).
-        sysctls.update({Sysctl("net/ipv4/ip_forward", "1"),
-                        Sysctl("net/ipv4/conf/all/rp_filter", "0")})
-        cidr = str(cfg.cidr)
-        links.add(Link(vx, "vxlan", cfg.mtu, vni=cfg.vni, port=cfg.vxlan_port,
-                       local=me.node_ip))
-        addrs.add(Addr(vx, f"{me.address}/32"))
-        # Strict, except on a gateway node of a slice with several gateways: a reply from a
-        # remote member may come in over the VXLAN from another gateway while this node's
-        # own route to that member is its WireGuard interface, and strict filtering would
-        # drop it (docs/redundancy.md). VXLAN is accepted from the cluster's nodes only, and
-        # pods' veths stay strict, so a spoofed source still dies at the first node.
-        loose = len(cfg.gateways) > 1 and any(g.node == node for g in cfg.gateways)
-        sysctls.add(Sysctl(f"net/ipv4/conf/{vx}/rp_filter", "2" if loose else "1"))
-        rules.add(Rule(t, vx))
-        rules.add(Rule(t, "lo", cidr))
-        filters.add(FilterRule(cfg.vxlan_port, ""))
-        routes.add(Route(t, "0.0.0.0/0", "unreachable", metric=UNREACHABLE_METRIC))
-        routes.add(Route(MAIN_TABLE, cidr, "unreachable", metric=UNREACHABLE_METRIC))
-        for other, info in sorted(cfg.nodes.items()):
-            if other == node:
-                continue
-            if info.node_ip != me.node_ip:
-                fdb.add(Fdb(vx, info.node_ip))
-                filters.add(FilterRule(cfg.vxlan_port, info.node_ip))
-            routes.add(Route(t, f"{info.address}/32", dev=vx))
-        if any(g.node == node for g in cfg.gateways):
-            rules.add(Rule(t, wg_name(cfg)))  # the gateway adds it too; harmless twice
-        routes |= _gateway_routes(node, cfg, healthy.get(cfg.slice), vx, problems)
-        names = []
-        for pod in slice_pods[cfg.slice]:
-            if pod.node == node and pod.netns and pod.netns in netns_taken:
-                problems.append(f"pod {pod.namespace}/{pod.name}: shares its network "
-                                f"namespace with {netns_taken[pod.netns]}; left out")
-                continue
-            dst = f"{pod.slice_address}/32"
-            if pod.node != node:
-                where = cfg.nodes.get(pod.node)
-                if where is None:
-                    problems.append(f"pod {pod.namespace}/{pod.name}: node {pod.node} not "
-                                    f"in slice {cfg.slice}")
-                elif where.address != me.address:
-                    routes.add(Route(t, dst, dev=vx, via=where.address))
-                continue
-            if not pod.netns:
-                problems.append(f"pod {pod.namespace}/{pod.name}: network namespace not "
-                                f"known yet")
-                continue
-            host = veth_name(cfg.slice, pod.key)
-            links.add(Link(host, "veth", cfg.mtu))
-            addrs.add(Addr(host, f"{me.address}/32"))  # ARP source towards the pod
-            sysctls.add(Sysctl(f"net/ipv4/conf/{host}/rp_filter", "1"))
-            rules.add(Rule(t, host))
-            routes.add(Route(t, dst, dev=host))
-            podnets.add(PodNet(netns=pod.netns, peer=host, address=(dst,),
-                               routes=((cidr, me.address),), mtu=cfg.mtu))
-            names.append(f"{pod.namespace}/{pod.name}")
-            netns_taken[pod.netns] = f"{pod.namespace}/{pod.name}"
-        attached[cfg.slice] = tuple(names)
-
-    state = NodeState(frozenset(links), frozenset(addrs), frozenset(fdb), frozenset(routes),
-                      frozenset(rules), frozenset(sysctls), frozenset(podnets),
-                      frozenset(filters))
-    return NodePlan(state, attached, tuple(problems))
+        vx = _plan_fabric(out, node, cfg, me, wg_name(cfg), healthy.get(cfg.slice), problems)
+        attached[cfg.slice] = _plan_pods(out, node, cfg, me, vx, slice_pods[cfg.slice],
+                                         netns_taken, problems)
+    return NodePlan(out.state(), attached, tuple(problems))

@@ -4,7 +4,7 @@ and run `NodeAgent.reconcile_once` on every change and every few seconds.
 Thin on purpose: the conversions from API objects are pure functions (`config_docs`,
 `attached_pods`) on typed bodies (`wgslice.kube.bodies`), the watches only keep caches up
 to date. Every request goes through `wgslice.kube.Kube` with the node agent's declared
-access (`wgslice.slice.access.NODE_AGENT`: list and watch of ConfigMaps and pods, nothing
+access (`wgslice.slice.rbac.NODE_AGENT`: list and watch of ConfigMaps and pods, nothing
 else). Safety rule: nothing is reconciled until both initial lists succeeded, so an
 unreachable API server never looks like "no slices" (which would tear the data path down);
 the node keeps its last state.
@@ -25,9 +25,9 @@ from wgslice.kube import Gone, Kube, KubeError
 from wgslice.kube import resources as r
 from wgslice.kube.bodies import ConfigMap, ObjectMeta, Pod
 from wgslice.kube.resources import Resource
-from wgslice.slice.access import NODE_AGENT
 from wgslice.slice.nodeagent.agent import NodeAgent
 from wgslice.slice.nodeagent.state import AttachedPod
+from wgslice.slice.rbac import NODE_AGENT
 
 log = logging.getLogger("wgslice.nodeagent")
 

@@ -1,6 +1,6 @@
 """Each chart grants each wgslice identity exactly what its code calls.
 
-The code's calls are declared in `wgslice.slice.access` (and `wgslice.gateway.keys.ACCESS`)
+The code's calls are declared in `wgslice.slice.rbac` (and `wgslice.gateway.keys.ACCESS`)
 and enforced by `wgslice.kube.Kube`, which refuses an undeclared call before sending it;
 here every RoleBinding and ClusterRoleBinding of the rendered charts is followed to its
 rules, and the union of (group, resource, verb) per ServiceAccount must equal the
@@ -16,10 +16,10 @@ from chart_helpers import NS
 
 from wgslice.gateway.keys import ACCESS as GATEWAY
 from wgslice.kube import Access
-from wgslice.slice import access, charts
+from wgslice.slice import charts, rbac
 
 MEMBER = "east"
-DECLARED: list[Access] = [*access.ALL, GATEWAY]
+DECLARED: list[Access] = [*rbac.ALL, GATEWAY]
 
 
 def granted(objs: list[dict[str, Any]]) -> dict[str, set[tuple[str, str, str]]]:

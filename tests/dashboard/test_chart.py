@@ -22,7 +22,7 @@ def test_default_dashboard_is_read_only_and_needs_a_token() -> None:
     objs = _render({})
     role = _one(objs, "ClusterRole", "wgslice-dashboard")
     verbs = {v for r in role["rules"] for v in r["verbs"]}
-    assert verbs == {"list"}  # what it calls (wgslice.slice.access.DASHBOARD): no get, no watch
+    assert verbs == {"list"}  # what it calls (wgslice.slice.rbac.DASHBOARD): no get, no watch
     resources = {res for r in role["rules"] for res in r["resources"]}
     assert resources == {"memberclusters", "overlaypools", "slices", "memberslices", "events"}
     assert "secrets" not in resources

@@ -1,6 +1,6 @@
 """The hub controller's door (`HubApi`, `LeaderElector`) against a real kube-apiserver, with
 the hub chart's own RBAC: the ServiceAccount `wgslice-hub-controller` bound exactly as the
-chart binds it, and its `Kube` holding `slice.access.HUB_CONTROLLER`. So every call here is
+chart binds it, and its `Kube` holding `slice.rbac.HUB_CONTROLLER`. So every call here is
 both declared (else UndeclaredAccess) and granted by the chart (else Forbidden).
 
 What apply must do and a merge patch did by hand: spec keys and status keys the hub stops
@@ -19,7 +19,7 @@ import pytest
 from wgslice.kube import Forbidden, Kube
 from wgslice.kube import resources as r
 from wgslice.lab.standalone import ControlPlane
-from wgslice.slice import access, charts
+from wgslice.slice import charts, rbac
 from wgslice.slice.crds import crds
 from wgslice.slice.hubapi import FIELD_MANAGER, HubApi, merge_patch_to
 from wgslice.slice.kubeapply import apply_all
@@ -44,18 +44,18 @@ def lab(module_control_plane: Callable[..., ControlPlane],
     tmp = tmp_path_factory.mktemp("hubapi")
     admin = Kube.connect(field_manager="test-admin",
                          kubeconfig=str(cp.write_kubeconfig(tmp / "admin")))
-    rbac = [o for o in charts.render(charts.HUB, {}, "wgslice-hub", NS, create_namespace=True)
+    grants = [o for o in charts.render(charts.HUB, {}, "wgslice-hub", NS, create_namespace=True)
             if o["kind"] in ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
                              "Role", "RoleBinding")
             and o["metadata"]["name"] in (NS, "wgslice-hub-controller")]
-    assert {o["kind"] for o in rbac} >= {"ClusterRole", "Role", "ServiceAccount"}
-    apply_all(admin, [*crds().values(), *rbac])
+    assert {o["kind"] for o in grants} >= {"ClusterRole", "Role", "ServiceAccount"}
+    apply_all(admin, [*crds().values(), *grants])
     token = admin.create_subresource(
         r.SERVICEACCOUNTS, "wgslice-hub-controller", "token",
         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
          "spec": {"expirationSeconds": 3600}}, NS)["status"]["token"]
     kc = cp.write_kubeconfig(tmp / "controller", token=token)
-    hub = Kube.connect(field_manager=FIELD_MANAGER, access=access.HUB_CONTROLLER,
+    hub = Kube.connect(field_manager=FIELD_MANAGER, access=rbac.HUB_CONTROLLER,
                        kubeconfig=str(kc))
     return admin, HubApi(hub)
 

@@ -21,8 +21,8 @@ from waiting import install_crds
 
 from wgslice.kube import Kube
 from wgslice.lab.standalone import ControlPlane
-from wgslice.slice.access import MEMBER_AGENT, MEMBER_AGENT_HUB
 from wgslice.slice.member.executor import FIELD_MANAGER, MemberAgent
+from wgslice.slice.rbac import MEMBER_AGENT, MEMBER_AGENT_HUB
 from wgslice.slice.status import MEMBER_FINALIZER
 
 G, V = "wgslice.io", "v1alpha1"

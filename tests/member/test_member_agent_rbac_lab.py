@@ -23,10 +23,10 @@ from kubernetes import config as k8s_config
 from wgslice.kube import Kube
 from wgslice.lab.standalone import ControlPlane
 from wgslice.slice import charts, kubeapply
-from wgslice.slice.access import MEMBER_AGENT, MEMBER_AGENT_HUB
 from wgslice.slice.crds import CRD_DIR
 from wgslice.slice.member import objects
 from wgslice.slice.member.executor import FIELD_MANAGER, MemberAgent
+from wgslice.slice.rbac import MEMBER_AGENT, MEMBER_AGENT_HUB
 from wgslice.slice.status import MEMBER_FINALIZER
 
 G, V = "wgslice.io", "v1alpha1"

@@ -16,9 +16,9 @@ from kubernetes import config as k8s_config
 from wgslice.kube import Kube
 from wgslice.lab.standalone import ControlPlane
 from wgslice.slice import mcs
-from wgslice.slice.access import MEMBER_AGENT
 from wgslice.slice.member.executor import FIELD_MANAGER
 from wgslice.slice.member.services import DNS_KEY, ServiceSync
+from wgslice.slice.rbac import MEMBER_AGENT
 
 pytestmark = pytest.mark.slow
 CRDS = Path(__file__).resolve().parents[2] / "charts" / "wgslice-member" / "crds"

@@ -71,7 +71,7 @@ def _until(pred, timeout: float = 10.0) -> bool:
 def test_watch_loop_follows_configmaps_and_pods(tmp_path: Path, control_plane):
     from wgslice.kube import Kube
     from wgslice.kube import resources as r
-    from wgslice.slice.access import NODE_AGENT
+    from wgslice.slice.rbac import NODE_AGENT
 
     st = control_plane("nodeagent")
     kc = st.write_kubeconfig(tmp_path / "kc")
