@@ -133,12 +133,19 @@ def run(opts: RunOptions) -> int:
         log.info("gateway %s/%s running, public key %s", cfg.slice, cfg.member,
                  gateway.key.public_key)
         next_tick = next_probe = next_rotation = time.monotonic()
+        next_poll = next_tick + opts.poll
         if opts.rotate_every:
             next_rotation += opts.rotate_every
         retry_at = 0.0  # a reload that failed half-way is retried (not a refused config)
         while not flags["stop"]:
             now = time.monotonic()
-            new_mtime = _mtime(opts.config)
+            # The file is looked at every `poll` seconds, not on every wake-up (a probe,
+            # a tick): `--poll 3600` means "SIGHUP only", as docs/gateway.md promises.
+            if now >= next_poll:
+                next_poll = now + opts.poll
+                new_mtime = _mtime(opts.config)
+            else:
+                new_mtime = mtime
             if flags["reload"] or new_mtime != mtime or (retry_at and now >= retry_at):
                 flags["reload"] = False
                 mtime = new_mtime
@@ -171,7 +178,7 @@ def run(opts: RunOptions) -> int:
                     gateway.tick()
                 except Exception:  # one bad second must not kill the data path
                     log.exception("health tick failed")
-            timeout = min(opts.poll, max(0.0, min(next_tick, next_probe) - time.monotonic()))
+            timeout = max(0.0, min(next_tick, next_probe, next_poll) - time.monotonic())
             if select.select([wake_r], [], [], timeout)[0]:
                 with contextlib.suppress(OSError):
                     wake_r.recv(4096)

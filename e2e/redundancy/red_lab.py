@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from wgslice.lab import Lab
@@ -102,6 +103,7 @@ def web_pods(lab: Lab, member: str) -> dict[str, dict[str, Any]]:
     """The attached `web` pods of a member by node name."""
     return {p["spec"]["nodeName"]: p for p in lab.pods(member, f"app={APP}", NAMESPACE)
             if (p["metadata"].get("annotations") or {}).get(ADDRESS)
+            and not p["metadata"].get("deletionTimestamp")
             and (p.get("status") or {}).get("phase") == "Running"}
 
 
@@ -157,21 +159,32 @@ def wait_redundant(lab: Lab, timeout: float = 90.0, count: int = GATEWAY_NODES) 
 # -- traffic ------------------------------------------------------------------------------------
 def start_echo(lab: Lab, member: str, pod: dict[str, Any], lifetime: float = 900.0
                ) -> subprocess.Popen[str]:
+    """An echo server in the pod's namespace, once it says it listens. Its stderr goes to a
+    file kept beside the lab's state, so a server that could not start says why."""
+    name = pod["metadata"]["name"]
+    netns = pod_netns(lab, member, pod)
+    errors = open(Path(lab.dirs.root) / f"echo-{member}-{name}.stderr", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
-        ["ip", "netns", "exec", pod_netns(lab, member, pod), sys.executable, "-m",
+        ["ip", "netns", "exec", netns, sys.executable, "-m",
          "wgslice.lab.streamtools", "echo", str(ECHO_PORT), "--lifetime", str(lifetime)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    _line(proc, 10.0, "listening")
+        stdout=subprocess.PIPE, stderr=errors, text=True, start_new_session=True)
+    errors.close()  # the child holds its own descriptor
+    _line(proc, 20.0, "listening", f"echo server in {member}/{NAMESPACE}/{name} (netns {netns})",
+          Path(errors.name))
     return proc
 
 
-def _line(proc: subprocess.Popen[str], timeout: float, event: str) -> dict[str, Any]:
+def _line(proc: subprocess.Popen[str], timeout: float, event: str, what: str = "stream tool",
+          stderr: Path | None = None) -> dict[str, Any]:
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline() if ready else ""
     if not line:
         proc.kill()
-        raise RuntimeError(f"stream tool said nothing within {timeout} s (wanted {event})")
+        rc = proc.wait(timeout=5)
+        said = stderr.read_text(errors="replace")[-1500:] if stderr else ""
+        raise RuntimeError(f"{what} printed no '{event}' line within {timeout} s "
+                           f"(exit code {rc}; stderr: {said!r})")
     data: dict[str, Any] = json.loads(line)
     assert data.get("event") == event, data
     return data
