@@ -205,6 +205,68 @@ def _name(raw: Mapping[str, Any], key: str, where: str = "") -> str:
     return value
 
 
+class _Peers:
+    """The peers of one config, parsed one by one against what came before: a member or key
+    used twice, or a subnet overlapping this member's or an earlier peer's, is refused
+    naming the peer."""
+
+    def __init__(self, member: str, cidr: IPNetwork, subnet: IPNetwork) -> None:
+        self.cidr = cidr
+        self.parsed: list[PeerConfig] = []
+        self.members: set[str] = {member}
+        self.keys: set[str] = set()
+        self.taken: list[tuple[IPNetwork, str]] = [(subnet, f"this member's subnet ({member})")]
+
+    def add(self, i: int, rp: object) -> None:
+        if not isinstance(rp, Mapping):
+            raise ConfigError(f"peers[{i}]: must be a mapping")
+        name = _name(rp, "member", f"peers[{i}].")
+        where = f"peers[{i}] ({name})."
+        if name in self.members:
+            raise ConfigError(f"{where}member: {name!r} appears twice (or is this member)")
+        self.members.add(name)
+        key = self._key(rp.get("publicKey") or "", where)
+        subnets = self._subnets(rp.get("subnets") or [], name, where)
+        endpoint = parse_endpoint(rp.get("endpoint"), f"{where}endpoint")
+        peer_addr = None
+        if rp.get("tunnelAddress"):
+            try:
+                peer_addr = ipaddress.ip_address(str(rp["tunnelAddress"]))
+            except ValueError:
+                raise ConfigError(f"{where}tunnelAddress: {rp['tunnelAddress']!r} is not an "
+                                  "IP address") from None
+            if not any(peer_addr in s for s in subnets):
+                raise ConfigError(f"{where}tunnelAddress: {peer_addr} is not in the peer's "
+                                  "subnets")
+        self.parsed.append(PeerConfig(name, subnets, key, endpoint, peer_addr))
+
+    def _key(self, key: str, where: str) -> str:
+        if not key:
+            return ""
+        try:
+            key = parse_public_key(key)
+        except KeyError_ as exc:
+            raise ConfigError(f"{where}publicKey: {exc}") from None
+        if key in self.keys:
+            raise ConfigError(f"{where}publicKey: the same key is used by another peer")
+        self.keys.add(key)
+        return key
+
+    def _subnets(self, raw: object, name: str, where: str) -> tuple[IPNetwork, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise ConfigError(f"{where}subnets: at least one subnet required")
+        subnets = tuple(_net(s, f"{where}subnets") for s in raw)
+        cidr = self.cidr
+        for s in subnets:
+            if s.version != cidr.version or not s.subnet_of(cidr):  # type: ignore[arg-type]  # same IP version, checked first
+                raise ConfigError(f"{where}subnets: {s} is not inside the slice cidr {cidr}")
+            for other, owner in self.taken:
+                if s.overlaps(other):
+                    raise ConfigError(f"{where}subnets: {s} overlaps {owner} {other}")
+            self.taken.append((s, f"peer {name}"))
+        return subnets
+
+
 def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
     """Validate a desired config; raise `ConfigError` naming the first bad field."""
     if not isinstance(raw, Mapping):
@@ -232,61 +294,19 @@ def parse_config(raw: Mapping[str, Any]) -> GatewayConfig:
     if interface and (len(interface) > 15 or "/" in interface or " " in interface):
         raise ConfigError(f"interface: {interface!r} is not a valid Linux interface name")
 
-    peers: list[PeerConfig] = []
-    seen_members: set[str] = {member}
-    seen_keys: set[str] = set()
-    taken: list[tuple[IPNetwork, str]] = [(subnet, f"this member's subnet ({member})")]
     raw_peers = raw.get("peers") or []
     if not isinstance(raw_peers, list):
         raise ConfigError("peers: must be a list")
+    peers = _Peers(member, cidr, subnet)
     for i, rp in enumerate(raw_peers):
-        where = f"peers[{i}]."
-        if not isinstance(rp, Mapping):
-            raise ConfigError(f"peers[{i}]: must be a mapping")
-        name = _name(rp, "member", where)
-        where = f"peers[{i}] ({name})."
-        if name in seen_members:
-            raise ConfigError(f"{where}member: {name!r} appears twice (or is this member)")
-        seen_members.add(name)
-        key = rp.get("publicKey") or ""
-        if key:
-            try:
-                key = parse_public_key(key)
-            except KeyError_ as exc:
-                raise ConfigError(f"{where}publicKey: {exc}") from None
-            if key in seen_keys:
-                raise ConfigError(f"{where}publicKey: the same key is used by another peer")
-            seen_keys.add(key)
-        raw_subnets = rp.get("subnets") or []
-        if not isinstance(raw_subnets, list) or not raw_subnets:
-            raise ConfigError(f"{where}subnets: at least one subnet required")
-        subnets = tuple(_net(s, f"{where}subnets") for s in raw_subnets)
-        for s in subnets:
-            if s.version != cidr.version or not s.subnet_of(cidr):  # type: ignore[arg-type]  # same IP version, checked first
-                raise ConfigError(f"{where}subnets: {s} is not inside the slice cidr {cidr}")
-            for other, owner in taken:
-                if s.overlaps(other):
-                    raise ConfigError(f"{where}subnets: {s} overlaps {owner} {other}")
-            taken.append((s, f"peer {name}"))
-        endpoint = parse_endpoint(rp.get("endpoint"), f"{where}endpoint")
-        peer_addr = None
-        if rp.get("tunnelAddress"):
-            try:
-                peer_addr = ipaddress.ip_address(str(rp["tunnelAddress"]))
-            except ValueError:
-                raise ConfigError(f"{where}tunnelAddress: {rp['tunnelAddress']!r} is not an "
-                                  "IP address") from None
-            if not any(peer_addr in s for s in subnets):
-                raise ConfigError(f"{where}tunnelAddress: {peer_addr} is not in the peer's "
-                                  "subnets")
-        peers.append(PeerConfig(name, subnets, key, endpoint, peer_addr))
+        peers.add(i, rp)
 
     return GatewayConfig(
         slice=slice_name,
         member=member,
         cidr=cidr,
         subnet=subnet,
-        peers=tuple(peers),
+        peers=tuple(peers.parsed),
         mtu=mtu,
         listen_port=_int(raw, "listenPort", DEFAULT_LISTEN_PORT, 1, 65535),
         table=_int(raw, "table", DEFAULT_TABLE, 1, 2**31 - 1),
