@@ -285,6 +285,63 @@ def _port_conflicts(winner: Sequence[Port], other: Port) -> bool:
     return False
 
 
+def _one_per_member(group: Iterable[Export]) -> list[Export]:
+    """One record per member (a member publishes at most one; the oldest if it seems to
+    publish more), oldest first."""
+    by_member: dict[str, Export] = {}
+    for e in group:
+        prev = by_member.get(e.member)
+        if prev is None or (e.age, repr(e)) < (prev.age, repr(prev)):
+            by_member[e.member] = e
+    return sorted(by_member.values(), key=lambda e: e.age)
+
+
+def _conflicts(e: Export, oldest: Export, ports: list[Port]) -> list[tuple[str, str]]:
+    """(reason, message) of each way `e` differs from the oldest export; its ports that do
+    not conflict with `ports` (the older exports' merged ports) are added to them."""
+    reasons: list[tuple[str, str]] = []
+    if e.type != oldest.type:
+        reasons.append(("TypeConflict", f"type {e.type} differs from {oldest.type} of "
+                        f"the oldest export (member {oldest.member}); "
+                        "its endpoints are not imported"))
+    if e.session_affinity != oldest.session_affinity:
+        reasons.append(("SessionAffinityConflict",
+                        f"sessionAffinity {e.session_affinity} differs from "
+                        f"{oldest.session_affinity} of the oldest export "
+                        f"(member {oldest.member}), which wins"))
+    elif e.session_affinity_timeout != oldest.session_affinity_timeout:
+        reasons.append(("SessionAffinityConfigConflict",
+                        "sessionAffinityConfig differs from the oldest export "
+                        f"(member {oldest.member}), which wins"))
+    dropped = []
+    for p in e.ports:
+        if p in ports:
+            continue
+        if _port_conflicts(ports, p):
+            dropped.append(p)
+        else:
+            ports.append(p)
+    if dropped:
+        text = ", ".join(f"{p.name or '-'} {p.port}/{p.protocol}" for p in dropped)
+        reasons.append(("PortConflict", f"port(s) {text} conflict with older exports, "
+                        "whose definitions win; the other ports are merged"))
+    return reasons
+
+
+def _export_conditions(ns: str, imported: bool, reasons: Sequence[tuple[str, str]]
+                       ) -> list[dict[str, Any]]:
+    """The Valid, Ready and Conflict conditions of a valid export."""
+    conflict = (condition("Conflict", True, reasons[0][0], "; ".join(m for _, m in reasons))
+                if reasons else condition("Conflict", False, "NoConflicts", "no conflicts"))
+    return [
+        condition("Valid", True, "Valid", "the Service is exportable"),
+        condition("Ready", imported, "Exported" if imported else "Failed",
+                  "exported to every member holding namespace " + ns
+                  if imported else "not imported: " + reasons[0][1]),
+        conflict,
+    ]
+
+
 def merge(exports: Iterable[Export], namespaces: Mapping[str, Iterable[str]]) -> Merged:
     """Merges every member's exports of one slice.
 
@@ -301,13 +358,7 @@ def merge(exports: Iterable[Export], namespaces: Mapping[str, Iterable[str]]) ->
         groups.setdefault(e.key, []).append(e)
     for key in sorted(groups):
         ns, name = key
-        # one record per member (a member publishes at most one); oldest first
-        by_member: dict[str, Export] = {}
-        for e in groups[key]:
-            prev = by_member.get(e.member)
-            if prev is None or (e.age, repr(e)) < (prev.age, repr(prev)):
-                by_member[e.member] = e
-        ordered = sorted(by_member.values(), key=lambda e: e.age)
+        ordered = _one_per_member(groups[key])
         valid = [e for e in ordered if e.valid]
         for e in ordered:
             if not e.valid:
@@ -323,47 +374,12 @@ def merge(exports: Iterable[Export], namespaces: Mapping[str, Iterable[str]]) ->
         clusters: list[str] = []
         endpoints: dict[str, tuple[tuple[Port, ...], tuple[Endpoint, ...]]] = {}
         for e in valid:
-            reasons: list[tuple[str, str]] = []
-            if e.type != oldest.type:
-                reasons.append(("TypeConflict", f"type {e.type} differs from {oldest.type} of "
-                                f"the oldest export (member {oldest.member}); "
-                                "its endpoints are not imported"))
-            if e.session_affinity != oldest.session_affinity:
-                reasons.append(("SessionAffinityConflict",
-                                f"sessionAffinity {e.session_affinity} differs from "
-                                f"{oldest.session_affinity} of the oldest export "
-                                f"(member {oldest.member}), which wins"))
-            elif e.session_affinity_timeout != oldest.session_affinity_timeout:
-                reasons.append(("SessionAffinityConfigConflict",
-                                "sessionAffinityConfig differs from the oldest export "
-                                f"(member {oldest.member}), which wins"))
-            dropped = []
-            for p in e.ports:
-                if p in ports:
-                    continue
-                if _port_conflicts(ports, p):
-                    dropped.append(p)
-                else:
-                    ports.append(p)
-            if dropped:
-                text = ", ".join(f"{p.name or '-'} {p.port}/{p.protocol}" for p in dropped)
-                reasons.append(("PortConflict", f"port(s) {text} conflict with older exports, "
-                                "whose definitions win; the other ports are merged"))
-            if e.type == oldest.type:
+            reasons = _conflicts(e, oldest, ports)
+            imported = e.type == oldest.type
+            if imported:
                 clusters.append(e.member)
                 endpoints[e.member] = (e.endpoint_ports, e.endpoints)
-            conflict = (condition("Conflict", True, reasons[0][0],
-                                  "; ".join(m for _, m in reasons))
-                        if reasons else
-                        condition("Conflict", False, "NoConflicts", "no conflicts"))
-            imported = e.type == oldest.type
-            out.conditions[(e.member, ns, name)] = [
-                condition("Valid", True, "Valid", "the Service is exportable"),
-                condition("Ready", imported, "Exported" if imported else "Failed",
-                          "exported to every member holding namespace " + ns
-                          if imported else "not imported: " + reasons[0][1]),
-                conflict,
-            ]
+            out.conditions[(e.member, ns, name)] = _export_conditions(ns, imported, reasons)
         imp = Import(
             namespace=ns,
             name=name,
