@@ -50,7 +50,7 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
 def naive(count: int) -> list[IPv4Network]:
     """The baseline: first fit by scanning candidates against every allocation so far."""
     pool = POOL.cidrs[0]
-    taken: list[IPv4Network] = [a.cidr for a in AVOID]  # type: ignore[misc]
+    taken: list[IPv4Network] = [a.cidr for a in AVOID]  # type: ignore[misc]  # AVOID holds IPv4 ranges only
     out: list[IPv4Network] = []
     candidates = pool.subnets(new_prefix=24)
     for _ in range(count):

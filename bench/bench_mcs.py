@@ -32,7 +32,7 @@ def main() -> int:
     lab = Lab(state_dir=state, prefix=os.environ.get("WGSLICE_LAB_PREFIX", "wgsbmcs-"),
               port_base=int(os.environ.get("WGSLICE_LAB_PORT_BASE", "27443")))
     lab.down()
-    lab.servers = []  # type: ignore[attr-defined]
+    lab.servers = []  # type: ignore[attr-defined]  # the bench's echo servers travel on the handle
     out: dict[str, object] = {"runs": args.n}
     try:
         lab.up(members=3, nodes=2, timeout=120)
@@ -77,7 +77,7 @@ def main() -> int:
         import contextlib
         import signal
 
-        for proc in lab.servers:  # type: ignore[attr-defined]
+        for proc in lab.servers:  # type: ignore[attr-defined]  # set above
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
         lab.down()

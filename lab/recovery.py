@@ -53,7 +53,7 @@ def stop_processes(rec: Rec) -> None:
         pid = info.get("pid")
         if not pid or not _same_netns(pid, rec.get("netns", "")):
             continue
-        run = rt.ContainerRun(plan=None, log_path=Path("/dev/null"))  # type: ignore[arg-type]
+        run = rt.ContainerRun(plan=None, log_path=Path("/dev/null"))  # type: ignore[arg-type]  # a bare run: only its signal helpers are used, no plan
         run.mnt_ns = rt._ns_id(pid, "mnt")
         rt.signal_group(pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):

@@ -49,7 +49,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
             writer.close()
 
 
-def relay_to(host: str, port: int):  # type: ignore[no-untyped-def]
+def relay_to(host: str, port: int):  # type: ignore[no-untyped-def]  # returns an asyncio server callback; typed by its caller
     """A stream handler that relays a connection to host:port (inside the cp namespace)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

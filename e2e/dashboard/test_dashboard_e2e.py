@@ -41,7 +41,7 @@ def page(lab: Lab) -> Iterator[object]:
             pg = browser.new_page(viewport={"width": 1400, "height": 1000})
             errors: list[str] = []
             pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.errors = errors  # type: ignore[attr-defined]
+            pg.errors = errors  # type: ignore[attr-defined]  # page errors collected on the page object
             yield pg
         finally:
             browser.close()
@@ -97,7 +97,7 @@ def test_slice_page_has_a_row_per_tunnel(lab: Lab, page) -> None:
     page.goto(lab_url(lab.dirs) + "#/member/c1")
     page.locator("table.gateways tr[data-slice=demo]").wait_for(timeout=15_000)
     page.screenshot(path=str(ARTIFACTS / "dashboard-member.png"), full_page=True)
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []  # type: ignore[attr-defined]  # set by the page fixture
 
 
 def test_stopped_gateway_turns_red_live(lab: Lab, page) -> None:

@@ -241,13 +241,13 @@ class Lab:
                 for line in out.splitlines() if not line.startswith("sent")]
 
     def ping(self, ns: str, dst: str, **kw: object) -> bool:
-        return any(r is not None for r in self.ping_rtts(ns, dst, **kw))  # type: ignore[arg-type]
+        return any(r is not None for r in self.ping_rtts(ns, dst, **kw))  # type: ignore[arg-type]  # ping_rtts' keyword options passed through
 
     def wait_ping(self, ns: str, dst: str, within: float = 10, **kw: object) -> float:
         """Seconds until *dst* answers from *ns* (raises after *within*)."""
         start = time.monotonic()
         while time.monotonic() - start < within:
-            if self.ping(ns, dst, timeout=0.3, **kw):  # type: ignore[arg-type]
+            if self.ping(ns, dst, timeout=0.3, **kw):  # type: ignore[arg-type]  # ping_rtts' keyword options passed through
                 return time.monotonic() - start
         raise AssertionError(f"{dst} not reachable from {ns} within {within} s")
 

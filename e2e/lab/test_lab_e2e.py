@@ -83,7 +83,7 @@ def lab(lab_handle: Lab) -> Lab:
     if load_plan(lab_handle.dirs) is None:
         t0 = time.monotonic()
         lab_handle.up(members=2, nodes=2, timeout=180)
-        lab_handle.up_seconds = time.monotonic() - t0  # type: ignore[attr-defined]
+        lab_handle.up_seconds = time.monotonic() - t0  # type: ignore[attr-defined]  # the fixture notes how long `up` took on the handle
         for cluster in ("c1", "c2"):
             for namespace in ("default", "kube-system"):
                 _wait_service_account(lab_handle, cluster, namespace)
@@ -117,7 +117,7 @@ def _probe(lab: Lab, cluster: str, pod: str, *args: str) -> subprocess.Completed
 def test_up_ready_and_idempotent(lab: Lab) -> None:
     # How fast `up` is belongs to bench/bench_lab.py (docs/benchmarks.md), not to a
     # pass/fail test: four real API servers starting on two shared cores vary 10-40 s.
-    print(f"lab up took {lab.up_seconds:.1f} s")  # type: ignore[attr-defined]
+    print(f"lab up took {lab.up_seconds:.1f} s")  # type: ignore[attr-defined]  # set by the lab fixture
     plan = lab.plan
     assert plan.cluster_names == ["hub", "c1", "c2"]
     t0 = time.monotonic()

@@ -90,7 +90,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
                  port_base=int(os.environ.get("WGSLICE_MCS_E2E_PORT_BASE", "27443")))
     handle.down()
     servers: list[subprocess.Popen[bytes]] = []
-    handle.servers = servers  # type: ignore[attr-defined]
+    handle.servers = servers  # type: ignore[attr-defined]  # the fixture's echo servers travel on the handle
     try:
         t0 = time.monotonic()
         handle.up(members=3, nodes=2, timeout=120)
@@ -141,7 +141,7 @@ def addr(pod: dict[str, Any]) -> str:
 def serve(lab: Lab, cluster: str, pods: list[dict[str, Any]]) -> None:
     for p in pods:
         rec = lab.pod_record(cluster, "shop", p["metadata"]["name"])
-        lab.servers.append(subprocess.Popen(  # type: ignore[attr-defined]
+        lab.servers.append(subprocess.Popen(  # type: ignore[attr-defined]  # set by the lab fixture
             ["ip", "netns", "exec", rec["netns"], sys.executable, SERVER, "serve", str(PORT),
              "--lifetime", "900"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))

@@ -23,7 +23,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 async def client():
     source = StaticSource(snapshot())
     async with TestClient(TestServer(make_app(source, TOKEN))) as c:
-        c.source = source  # type: ignore[attr-defined]
+        c.source = source  # type: ignore[attr-defined]  # the test hangs its source on the client
         yield c
 
 
@@ -81,7 +81,7 @@ async def test_stream_pushes_updates(client: TestClient) -> None:
 
     first = await asyncio.wait_for(next_update(), 5)
     assert {t["state"] for t in first["tunnelList"]} == {"connected"}
-    client.source.replace(snapshot(member_slices=[  # type: ignore[attr-defined]
+    client.source.replace(snapshot(member_slices=[  # type: ignore[attr-defined]  # set by the client fixture above
         member_slice("c1", [tunnel("c2"), tunnel("c3", "down", reason="probes lost")]),
         member_slice("c2"), member_slice("c3", [], ready=False)]))
     second = await asyncio.wait_for(next_update(), 5)

@@ -300,7 +300,7 @@ def allocation_problems(slices: Sequence[Mapping[str, Any]],
             if sub is None:
                 continue
             subnets.append((f"Slice {name} member {m.get('name')}", sub))
-            if cidr is not None and not sub.subnet_of(cidr):  # type: ignore[arg-type]
+            if cidr is not None and not sub.subnet_of(cidr):  # type: ignore[arg-type]  # same IP version checked by the caller's pool
                 problems.append(f"Slice {name}: member {m.get('name')} subnet {sub} "
                                 f"outside {cidr}")
         problems += _overlapping(subnets)
@@ -312,7 +312,7 @@ def allocation_problems(slices: Sequence[Mapping[str, Any]],
         who = f"MemberSlice {ms['metadata']['namespace']}/{ms['metadata']['name']}"
         if sub is not None:
             subs.append((who, sub))
-            if cidr is not None and not sub.subnet_of(cidr):  # type: ignore[arg-type]
+            if cidr is not None and not sub.subnet_of(cidr):  # type: ignore[arg-type]  # same IP version checked by the caller's pool
                 problems.append(f"{who}: subnet {sub} outside {cidr}")
     problems += _overlapping(subs)
     return problems

@@ -67,4 +67,4 @@ def test_examples(text: str, suggestion: str | None, why: str) -> None:
 
 def test_not_a_string() -> None:
     with pytest.raises(CidrError, match="must be a CIDR string"):
-        parse_cidr(None, field="Slice x spec.cidr")  # type: ignore[arg-type]
+        parse_cidr(None, field="Slice x spec.cidr")  # type: ignore[arg-type]  # the wrong type is the point of the test

@@ -75,7 +75,7 @@ def test_interface_names_fit_ifnamsiz(members: int, nodes: int, gateways: int) -
 
 
 @given(st.uuids())
-def test_pod_names(uid) -> None:  # type: ignore[no-untyped-def]
+def test_pod_names(uid) -> None:  # type: ignore[no-untyped-def]  # hypothesis supplies the UUID
     veth = topo.pod_host_veth(str(uid))
     assert len(veth) <= topo.IFNAMSIZ and veth.startswith("vp")
     ns = topo.pod_netns("wgslab-", "c1", "default", "web-abc", str(uid))
@@ -143,7 +143,7 @@ def test_plan_from_state_reads_gateway_nodes_and_defaults_for_older_labs() -> No
     assert plan == topo.plan_lab(2, 3, "wgstest-", 19443, gateway_nodes=2)
 
 
-def test_up_refuses_bad_gateway_nodes_before_touching_the_machine(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_up_refuses_bad_gateway_nodes_before_touching_the_machine(tmp_path) -> None:  # type: ignore[no-untyped-def]  # pytest's tmp_path fixture
     from wgslice.errors import UserError
     from wgslice.lab.state import LabDirs
     from wgslice.lab.up import up

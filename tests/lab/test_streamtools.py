@@ -134,7 +134,7 @@ def veth_pair() -> Iterator[tuple[str, str]]:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
 
 
-def run_with_outage(a: str, b: str, kind: str, outage: float) -> tuple[dict, float, float]:  # type: ignore[type-arg]
+def run_with_outage(a: str, b: str, kind: str, outage: float) -> tuple[dict, float, float]:  # type: ignore[type-arg]  # the stream tool's free-form JSON result
     """A 3 s stream from a to b; b's link down for ``outage`` s after 1 s."""
     proc = subprocess.Popen(
         ["ip", "netns", "exec", a, sys.executable, "-m", "wgslice.lab.streamtools", kind,

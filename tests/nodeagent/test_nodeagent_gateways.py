@@ -228,7 +228,7 @@ class RouteAdapter:
 def test_agent_reroutes_only_routes_and_a_reconcile_keeps_it():
     fake = RouteAdapter()
     node = "n3"
-    agent = NodeAgent(node, adapter=fake)  # type: ignore[arg-type]
+    agent = NodeAgent(node, adapter=fake)  # type: ignore[arg-type]  # a fake adapter with the same methods
     assert agent.set_down(frozenset({("shop", 0)})) is None  # nothing reconciled yet
     agent.set_down(frozenset())
     doc = {**BASE, "gateways": GWS3[:2]}

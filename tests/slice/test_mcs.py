@@ -21,7 +21,7 @@ def export(member: str, created: str = "2026-01-01T00:00:00Z", **kw: object) -> 
         "endpoints": (mcs.Endpoint(f"10.224.{ord(member[-1]) % 200}.5", "web-0"),),
     }
     base.update(kw)
-    return mcs.Export(**base)  # type: ignore[arg-type]
+    return mcs.Export(**base)  # type: ignore[arg-type]  # keyword overrides of a test record, checked by Export itself
 
 
 NS = {"c1": ["shop"], "c2": ["shop"], "c3": ["shop"]}
