@@ -451,7 +451,29 @@ def wait_resolves(lab: Lab, cluster: str, ns: str, pod: str, name: str, want: se
                    for t in (ms.get("status") or {}).get("tunnels") or []]
         raise TimeoutError(f"{exc}; answer {dns(lab, cluster, ns, pod, name)}; "
                            f"imports {imported(lab, cluster, ns, svc)}; "
-                           f"{cluster} tunnels {tunnels}") from None
+                           f"{cluster} tunnels {tunnels}; "
+                           f"{dns_server_state(lab, cluster, ns, pod, svc)}") from None
+
+
+def dns_server_state(lab: Lab, cluster: str, ns: str, pod: str, svc: str) -> str:
+    """What the client pod's DNS server works from: the endpoints imported for `svc`, the
+    clusterset.local block the member agent wrote (does its view list `ns`?), and the tail
+    of the CoreDNS log on the pod's node (a failed reload says so there)."""
+    sel = quote(f"multicluster.kubernetes.io/service-name={svc}")
+    eps = [(e.get("addresses"), (e.get("conditions") or {}).get("ready"))
+           for es in lab.api_get(cluster, f"/apis/discovery.k8s.io/v1/namespaces/{ns}/"
+                                 f"endpointslices?labelSelector={sel}")["items"]
+           for e in es.get("endpoints") or []]
+    custom = lab.api_get(cluster, "/api/v1/namespaces/kube-system/configmaps/coredns-custom")
+    block = "".join((custom.get("data") or {}).values())
+    view = [ln.strip()[:300] for ln in block.splitlines() if "expr" in ln]
+    node = lab.api_get(cluster, f"/api/v1/namespaces/{ns}/pods/{pod}")["spec"]["nodeName"]
+    log = ""
+    for p in lab.pods(cluster, "k8s-app=kube-dns", "kube-system"):
+        if p["spec"].get("nodeName") == node:
+            with contextlib.suppress(OSError):
+                log = lab.logs(cluster, "kube-system", p["metadata"]["name"])[-1500:]
+    return f"endpoints {eps}; view {view}; CoreDNS log on {node}: {log!r}"
 
 
 def unexport(lab: Lab, where: list[tuple[str, str, str]]) -> None:
